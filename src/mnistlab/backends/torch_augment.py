@@ -1,0 +1,48 @@
+"""Batch augmentation on the training device, with random parameters drawn per sample.
+
+One affine grid per batch (torch's affine_grid/grid_sample) rather than torchvision's v2
+transforms, which draw one set of parameters for a whole batch tensor.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+
+def flip(x: torch.Tensor, horizontal_p: float, vertical_p: float) -> torch.Tensor:
+    """Flip each image left-right with probability horizontal_p and up-down with vertical_p."""
+    n = x.shape[0]
+    h = (torch.rand(n, device=x.device) < horizontal_p).view(n, 1, 1, 1)
+    x = torch.where(h, x.flip(-1), x)
+    v = (torch.rand(n, device=x.device) < vertical_p).view(n, 1, 1, 1)
+    return torch.where(v, x.flip(-2), x)
+
+
+def shift_rotate(x: torch.Tensor, degrees: float, shift_x: float, shift_y: float) -> torch.Tensor:
+    """Rotate by U(-degrees, degrees) about the centre and shift by U(-s, s) of the size, zero fill."""
+    n = x.shape[0]
+    angle = (torch.rand(n, device=x.device) * 2 - 1) * math.radians(degrees)
+    # affine_grid works in [-1, 1] coordinates, so a shift of s * width is 2 * s
+    tx = (torch.rand(n, device=x.device) * 2 - 1) * shift_x * 2
+    ty = (torch.rand(n, device=x.device) * 2 - 1) * shift_y * 2
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # the grid maps output to input pixels: the inverse of rotate-then-shift
+    theta = torch.stack([
+        torch.stack([cos, sin, -(cos * tx + sin * ty)], dim=1),
+        torch.stack([-sin, cos, -(-sin * tx + cos * ty)], dim=1),
+    ], dim=1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def augment(x: torch.Tensor, aug: DictConfig) -> torch.Tensor:
+    """Apply the `aug` config group to a float batch (N, 1, H, W)."""
+    if aug.name == "flip":
+        return flip(x, aug.horizontal_p, aug.vertical_p)
+    if aug.name == "shift_rotate":
+        return shift_rotate(x, aug.rotation_degrees, aug.shift_x, aug.shift_y)
+    return x

@@ -1,0 +1,40 @@
+"""The study's CNN in PyTorch, and its L2 penalty with Keras' semantics."""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+IMAGE_SIZE = 28
+
+
+def build_cnn(model: DictConfig) -> nn.Sequential:
+    """Conv-ReLU-MaxPool per entry of `channels` -> Flatten -> Dropout -> Dense-ReLU -> Dense."""
+    layers: list[nn.Module] = []
+    in_ch, size = 1, IMAGE_SIZE
+    for ch in model.channels:
+        layers += [nn.Conv2d(in_ch, ch, model.kernel_size), nn.ReLU(), nn.MaxPool2d(2)]
+        in_ch, size = ch, (size - model.kernel_size + 1) // 2
+    layers += [
+        nn.Flatten(),
+        nn.Dropout(model.dropout),
+        nn.Linear(in_ch * size * size, model.dense_units),
+        nn.ReLU(),
+        nn.Linear(model.dense_units, model.num_classes),
+    ]
+    return nn.Sequential(*layers)
+
+
+def kernels(net: nn.Module) -> list[torch.Tensor]:
+    """Conv and dense weights, not biases: what Keras' kernel_regularizer covers."""
+    return [m.weight for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
+
+def l2_penalty(net: nn.Module, weight: float) -> torch.Tensor:
+    """weight * sum(w^2): keras.regularizers.L2, added to the loss (not weight decay)."""
+    return weight * sum(w.pow(2).sum() for w in kernels(net))
+
+
+def count_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)

@@ -1,0 +1,52 @@
+"""Start a Hydra app so that bad input is reported as one line, not a traceback."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import hydra
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from mnistlab.config import CONF_DIR
+from mnistlab.errors import MnistlabError
+
+USER_ERRORS = (MnistlabError, HydraException, OmegaConfBaseException)
+
+
+def one_line(error: BaseException) -> str:
+    """Boil Hydra's and OmegaConf's multi-line messages down to the part a user acts on."""
+    if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
+        group, _, option = error.missing_cfg_file.rpartition("/")
+        return (f"unknown option '{option}' for {group}; choose one of: "
+                f"{', '.join(sorted(error.options))}")
+    parts = [str(error).split("\n")[0]]
+    cause = error.__cause__
+    if isinstance(cause, OmegaConfBaseException):
+        parts.append(getattr(cause, "msg", str(cause)).split("\n")[0])
+    text = ": ".join(p.strip().rstrip(".") for p in parts if p.strip())
+    return re.sub(r"\s+", " ", text)
+
+
+def fail(message: str) -> NoReturn:
+    """Exit with one line on stderr; SystemExit also passes through Hydra's job runner untouched."""
+    sys.stderr.write(f"error: {message}\n")
+    raise SystemExit(2)
+
+
+def run_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
+    """Run `task` as a Hydra app; user errors exit 2 with one line (HYDRA_FULL_ERROR=1: traceback)."""
+    wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
+    app = hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(task)
+    try:
+        app()
+    except USER_ERRORS as e:
+        if wants_traceback:
+            raise
+        fail(one_line(e))

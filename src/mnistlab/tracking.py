@@ -1,0 +1,44 @@
+"""The W&B run of a training run: started and finished here, the same way for both backends."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def run_tags(cfg: DictConfig) -> list[str]:
+    return [
+        f"backend:{cfg.backend.name}",
+        f"optimizer:{cfg.optimizer.name}",
+        f"aug:{cfg.aug.name}",
+        f"regularization:{cfg.regularization.name}",
+        *cfg.logger.get("tags", []),
+    ]
+
+
+def run_name(overrides: list[str]) -> str | None:
+    """Name a run after what was overridden, so sweep jobs are told apart in the W&B UI."""
+    return " ".join(o for o in overrides if not o.startswith(("logger.", "hydra"))) or None
+
+
+def start_wandb(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> Any:
+    """Start the W&B run (offline by default: no account, prompt or network needed)."""
+    os.environ.setdefault("WANDB_SILENT", "true")
+    import wandb
+
+    log = cfg.logger
+    return wandb.init(
+        project=log.project,
+        entity=log.entity,
+        mode=log.mode,
+        dir=str(run_dir),
+        group=log.group,
+        job_type=log.job_type or cfg.backend.name,
+        name=log.run_name or run_name(overrides),
+        tags=run_tags(cfg),
+        config=OmegaConf.to_container(cfg, resolve=True),
+        settings=wandb.Settings(console="off", silent=True),
+    )
