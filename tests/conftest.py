@@ -1,0 +1,92 @@
+"""Shared fixtures: small generated IDX datasets, the real data's location, Hydra composition."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from mnistlab.config import CONF_DIR, REPO_ROOT
+
+SHARED_DATA = Path(os.environ.get("MNISTLAB_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding of a uint8 array: magic 0x0000080N, big-endian dims, raw bytes."""
+    header = bytes([0, 0, 0x08, array.ndim])
+    dims = b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + dims + array.astype(np.uint8).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(idx_bytes(array)))
+    return path
+
+
+def make_dataset(folder: Path, train_per_class: int = 30, test_per_class: int = 5,
+                 seed: int = 0) -> Path:
+    """Write a learnable 10-class dataset: class k is a bright bar at row 2k+4, plus noise."""
+    rng = np.random.default_rng(seed)
+
+    def images(per_class: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.repeat(np.arange(10), per_class)
+        rng.shuffle(labels)
+        x = rng.integers(0, 60, size=(len(labels), 28, 28), dtype=np.uint8)
+        for i, k in enumerate(labels):
+            x[i, 2 * k + 4 : 2 * k + 6, 4:24] = 255
+        return x, labels.astype(np.uint8)
+
+    x_train, y_train = images(train_per_class)
+    x_test, y_test = images(test_per_class)
+    write_idx(folder / FILES["train_images"], x_train)
+    write_idx(folder / FILES["train_labels"], y_train)
+    write_idx(folder / FILES["test_images"], x_test)
+    write_idx(folder / FILES["test_labels"], y_test)
+    return folder
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    """A data root with mnist/ of 300 training and 50 test images (use data.val_size=100)."""
+    make_dataset(tmp_path / "data" / "mnist")
+    return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The shared real datasets. CI sets MNISTLAB_DATA_DIR and must never skip these tests."""
+    if not (SHARED_DATA / "mnist" / FILES["train_images"]).is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"real data not found under {SHARED_DATA} (CI must run the real-data tests)")
+        pytest.skip(f"real data not found under {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _offline_wandb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+
+
+@pytest.fixture
+def compose_cfg() -> Iterator:
+    """compose_cfg(overrides) -> DictConfig, through Hydra's compose API."""
+    def _compose(overrides: list[str] | None = None) -> DictConfig:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            return compose("config", overrides=overrides or [], return_hydra_config=False)
+
+    yield _compose
