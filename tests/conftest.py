@@ -70,7 +70,7 @@ def real_data() -> Path:
     """The shared real datasets. CI sets MNISTLAB_DATA_DIR and must never skip these tests."""
     if not (SHARED_DATA / "mnist" / FILES["train_images"]).is_file():
         if os.environ.get("CI"):
-            pytest.fail(f"real data not found under {SHARED_DATA} (CI must run the real-data tests)")
+            pytest.fail(f"real data not found under {SHARED_DATA}; CI must run real-data tests")
         pytest.skip(f"real data not found under {SHARED_DATA}")
     return SHARED_DATA
 

@@ -40,7 +40,7 @@ def fail(message: str) -> NoReturn:
 
 
 def run_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
-    """Run `task` as a Hydra app; user errors exit 2 with one line (HYDRA_FULL_ERROR=1: traceback)."""
+    """Run `task` as a Hydra app; user errors exit 2 with one line (HYDRA_FULL_ERROR=1: trace)."""
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     app = hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(task)

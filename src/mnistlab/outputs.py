@@ -52,6 +52,11 @@ class EpochRecorder:
             )
 
 
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: a diverged metric is written as null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def build_summary(
     *, status: str, error: str | None, cfg: Any, rows: list[dict[str, float]],
     result: FitResult | None, n_train: int, wall_seconds: float, overrides: list[str],
@@ -59,7 +64,7 @@ def build_summary(
     last = rows[-1] if rows else {}
     best = max(rows, key=lambda r: r["val_acc"]) if rows else {}
     seconds = sum(r["epoch_seconds"] for r in rows)
-    return {
+    summary = {
         "status": status,
         "error": error,
         "backend": cfg.backend.name,
@@ -79,13 +84,14 @@ def build_summary(
         "train_samples_per_second": round(n_train * len(rows) / seconds, 1) if seconds else None,
         "overrides": list(overrides),
     }
+    return {k: _finite(v) for k, v in summary.items()}
 
 
 def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
     """Readers (the report, a sweep's callback) never see a half-written summary."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2, allow_nan=True)
+        json.dump(payload, f, indent=2)
         f.write("\n")
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)

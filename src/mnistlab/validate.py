@@ -78,11 +78,11 @@ def validate(cfg: DictConfig) -> None:
         present, value = _lookup(cfg, key)
         if present and not ok(value):
             raise ConfigError(f"{key}={value} is not allowed; expected {allowed}")
-    if cfg.data.train_subset is not None and cfg.data.train_subset > TRAIN_IMAGES - cfg.data.val_size:
+    left = TRAIN_IMAGES - cfg.data.val_size
+    if cfg.data.train_subset is not None and cfg.data.train_subset > left:
         raise ConfigError(
-            f"data.train_subset={cfg.data.train_subset} is more than the "
-            f"{TRAIN_IMAGES - cfg.data.val_size} training images left after data.val_size="
-            f"{cfg.data.val_size}"
+            f"data.train_subset={cfg.data.train_subset} is more than the {left} training images "
+            f"left after data.val_size={cfg.data.val_size}"
         )
     size = IMAGE_SIZE
     for _ in cfg.model.channels:

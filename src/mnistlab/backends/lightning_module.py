@@ -28,7 +28,7 @@ def build_optimizer(params, opt: DictConfig) -> torch.optim.Optimizer:
 
 
 class CNNModule(pl.LightningModule):
-    """Batches arrive as uint8 images already on the device; scaling and augmentation happen here."""
+    """Batches arrive as uint8 images on the device; scaling and augmentation happen here."""
 
     def __init__(self, cfg: DictConfig) -> None:
         super().__init__()
@@ -55,10 +55,9 @@ class CNNModule(pl.LightningModule):
         self.loss[f"{stage}_"].update(loss.detach(), weight=len(y))
         self.acc[f"{stage}_"].update(logits.detach(), y)
         # logger=False: the epoch recorder is the one writer of metrics.csv and W&B metrics
-        self.log(f"{stage}/loss", self.loss[f"{stage}_"], on_step=False, on_epoch=True, logger=False,
-                 prog_bar=True)
-        self.log(f"{stage}/acc", self.acc[f"{stage}_"], on_step=False, on_epoch=True, logger=False,
-                 prog_bar=True)
+        for name, metric in (("loss", self.loss[f"{stage}_"]), ("acc", self.acc[f"{stage}_"])):
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, logger=False,
+                     prog_bar=True)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

@@ -23,7 +23,7 @@ def flip(x: torch.Tensor, horizontal_p: float, vertical_p: float) -> torch.Tenso
 
 
 def shift_rotate(x: torch.Tensor, degrees: float, shift_x: float, shift_y: float) -> torch.Tensor:
-    """Rotate by U(-degrees, degrees) about the centre and shift by U(-s, s) of the size, zero fill."""
+    """Rotate by U(-degrees, degrees) about the centre, shift by U(-s, s) of the size; zero fill."""
     n = x.shape[0]
     angle = (torch.rand(n, device=x.device) * 2 - 1) * math.radians(degrees)
     # affine_grid works in [-1, 1] coordinates, so a shift of s * width is 2 * s
