@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,3 +92,17 @@ def compose_cfg() -> Iterator:
             return compose("config", overrides=overrides or [], return_hydra_config=False)
 
     yield _compose
+
+
+def run_train(*overrides: str, output: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python train.py OVERRIDES paths.output=OUTPUT` from the repo root, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "train.py", *overrides, f"paths.output={output}"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
+    )
+
+
+def run_dirs(output: Path) -> list[Path]:
+    """The run directories (those with a summary.json) under an output folder, oldest first."""
+    return sorted(p.parent for p in output.rglob("summary.json") if "wandb" not in p.parts)

@@ -17,6 +17,7 @@ from mnistlab.config import CONF_DIR
 from mnistlab.errors import MnistlabError
 
 USER_ERRORS = (MnistlabError, HydraException, OmegaConfBaseException)
+_traceback = False  # HYDRA_FULL_ERROR=1 as the user set it, before run_app claims the variable
 
 
 def one_line(error: BaseException) -> str:
@@ -33,20 +34,21 @@ def one_line(error: BaseException) -> str:
     return re.sub(r"\s+", " ", text)
 
 
-def fail(message: str) -> NoReturn:
+def fail(error: BaseException) -> NoReturn:
     """Exit with one line on stderr; SystemExit also passes through Hydra's job runner untouched."""
-    sys.stderr.write(f"error: {message}\n")
+    if _traceback:
+        raise error
+    sys.stderr.write(f"error: {one_line(error)}\n")
     raise SystemExit(2)
 
 
 def run_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
     """Run `task` as a Hydra app; user errors exit 2 with one line (HYDRA_FULL_ERROR=1: trace)."""
-    wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    global _traceback
+    _traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     app = hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(task)
     try:
         app()
     except USER_ERRORS as e:
-        if wants_traceback:
-            raise
-        fail(one_line(e))
+        fail(e)

@@ -185,9 +185,16 @@ def varying_keys(configs: Sequence[dict[str, Any] | None]) -> list[str]:
     keys = list(dict.fromkeys(k for c in known for k in c))
     roots = list(dict.fromkeys(k.split(".", 1)[0] for k in keys))
     keys.sort(key=lambda k: roots.index(k.split(".", 1)[0]))  # a late aug.p stays by aug.name
-    return [
+    varying = [
         k for k in keys
         if not _ignored(k) and len({_canon(c.get(k, _MISSING)) for c in known}) > 1
+    ]  # fmt: skip
+    # a key that only some options of a group have (optimizer.rho) follows from the group's
+    # varying `name`; listing it too would only repeat the choice
+    chosen = {k.rsplit(".", 1)[0] for k in varying if k.endswith(".name")}
+    return [
+        k for k in varying
+        if k.endswith(".name") or k.rsplit(".", 1)[0] not in chosen or all(k in c for c in known)
     ]  # fmt: skip
 
 

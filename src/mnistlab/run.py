@@ -21,6 +21,14 @@ from mnistlab.tracking import start_wandb
 from mnistlab.validate import validate
 
 
+def sweep_group(hydra_cfg: DictConfig) -> str | None:
+    """The jobs of one sweep share a W&B group: the sweep's name and start time."""
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    name = hydra_cfg.runtime.choices.get("sweeps") or "multirun"
+    return f"{name}-{Path(hydra_cfg.sweep.dir).name}"
+
+
 def train(cfg: DictConfig) -> float:
     """Hydra task: returns the final validation accuracy (NaN if the run failed) for sweepers.
 
@@ -54,7 +62,7 @@ def train(cfg: DictConfig) -> float:
             raise
         n_train = len(data.x_train)
         if cfg.logger.name == "wandb":
-            wandb_run = start_wandb(cfg, run_dir, overrides)
+            wandb_run = start_wandb(cfg, run_dir, overrides, sweep_group(hydra_cfg))
         recorder = EpochRecorder(run_dir, wandb_run)
         rows = recorder.rows
         result = get_fit(cfg.backend.name)(cfg, data, RunContext(run_dir, recorder, wandb_run))
@@ -64,7 +72,7 @@ def train(cfg: DictConfig) -> float:
     except BaseException as e:
         error = str(e) if isinstance(e, MnistlabError) else f"{type(e).__name__}: {e}"
         if isinstance(e, MnistlabError) and not multirun:
-            fail(error)  # one line, not Hydra's "Error executing job" and a traceback
+            fail(e)  # one line, not Hydra's "Error executing job" and a traceback
         if not multirun or isinstance(e, KeyboardInterrupt):
             raise
         traceback.print_exc()

@@ -10,21 +10,23 @@ from omegaconf import DictConfig, OmegaConf
 
 
 def run_tags(cfg: DictConfig) -> list[str]:
+    regularization = cfg.regularization.name if cfg.regularization.weight > 0 else "none"
     return [
         f"backend:{cfg.backend.name}",
         f"optimizer:{cfg.optimizer.name}",
         f"aug:{cfg.aug.name}",
-        f"regularization:{cfg.regularization.name}",
+        f"regularization:{regularization}",
         *cfg.logger.get("tags", []),
     ]
 
 
 def run_name(overrides: list[str]) -> str | None:
     """Name a run after what was overridden, so sweep jobs are told apart in the W&B UI."""
-    return " ".join(o for o in overrides if not o.startswith(("logger.", "hydra"))) or None
+    skip = ("logger.", "hydra", "sweeps=", "paths.")
+    return " ".join(o for o in overrides if not o.startswith(skip)) or None
 
 
-def start_wandb(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> Any:
+def start_wandb(cfg: DictConfig, run_dir: Path, overrides: list[str], group: str | None) -> Any:
     """Start the W&B run (offline by default: no account, prompt or network needed)."""
     os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
@@ -35,7 +37,7 @@ def start_wandb(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> Any:
         entity=log.entity,
         mode=log.mode,
         dir=str(run_dir),
-        group=log.group,
+        group=log.group or group,
         job_type=log.job_type or cfg.backend.name,
         name=log.run_name or run_name(overrides),
         tags=run_tags(cfg),

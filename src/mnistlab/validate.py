@@ -29,6 +29,7 @@ Rule = tuple[str, Callable[[Any], bool], str]
 RULES: list[Rule] = [
     ("data.name", lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
     ("data.val_size", lambda v: 10 <= v < TRAIN_IMAGES, f"10 <= val_size < {TRAIN_IMAGES}"),
+    ("data.split_seed", lambda v: 0 <= v < 2**32, "0 <= split_seed < 2**32"),
     ("data.batch_size", lambda v: v >= 1, "batch_size >= 1"),
     ("data.eval_batch_size", lambda v: v >= 1, "eval_batch_size >= 1"),
     ("data.train_subset", lambda v: v is None or v >= 1, "null or an integer >= 1"),

@@ -1,0 +1,98 @@
+"""The Lightning backend: model, L2 penalty, a debug run end to end, determinism, real MNIST."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_dirs, run_train
+
+from mnistlab.backends.torch_model import build_cnn, count_params, l2_penalty
+from mnistlab.outputs import METRIC_COLUMNS
+
+SUMMARY_KEYS = {
+    "status", "error", "backend", "dataset", "seed", "epochs_completed", "params", "train_loss",
+    "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "best_val_acc", "best_epoch",
+    "wall_seconds", "train_samples_per_second", "overrides",
+}
+
+
+def test_cnn_has_the_study_architecture(compose_cfg) -> None:
+    net = build_cnn(compose_cfg().model)
+    assert count_params(net) == 225_034
+    assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_l2_penalty_is_weight_times_sum_of_squared_kernels(compose_cfg) -> None:
+    net = build_cnn(compose_cfg().model)
+    kernels = [net[0].weight, net[3].weight, net[8].weight, net[10].weight]  # no biases
+    expected = 1e-3 * sum(float((w.detach().double() ** 2).sum()) for w in kernels)
+    assert l2_penalty(net, 1e-3).item() == pytest.approx(expected, rel=1e-6)
+    with torch.no_grad():
+        for m in net.modules():
+            if hasattr(m, "bias") and m.bias is not None:
+                m.bias.fill_(100.0)
+    assert l2_penalty(net, 1e-3).item() == pytest.approx(expected, rel=1e-6)
+
+
+def _debug_run(tiny_data: Path, output: Path, *extra: str) -> Path:
+    done = run_train("trainer=debug", f"paths.data={tiny_data}", "data.val_size=100", *extra,
+                     output=output)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = run_dirs(output)
+    return run
+
+
+def test_debug_run_writes_metrics_summary_checkpoints_and_offline_wandb(tiny_data, tmp_path):
+    run = _debug_run(tiny_data, tmp_path / "out")
+    with (run / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == METRIC_COLUMNS
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary) == SUMMARY_KEYS
+    assert summary["status"] == "completed" and summary["error"] is None
+    assert summary["params"] == 225_034 and summary["epochs_completed"] == 2
+    assert 0 <= summary["test_acc"] <= 1 and summary["train_samples_per_second"] > 0
+    assert summary["overrides"][0] == "trainer=debug"
+    assert {p.name for p in (run / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+    [wandb_file] = (run / "wandb").glob("offline-run-*/run-*.wandb")
+    records = wandb_file.read_bytes()  # protobuf records: the config, history and summary
+    for expected in (b"shift_rotate", b"val/acc", b"train/loss", b"test/acc", b"backend:lightning"):
+        assert expected in records, expected
+
+
+def test_same_seed_twice_gives_identical_metrics(tiny_data, tmp_path):
+    def metrics(out: Path) -> tuple[list[tuple[str, ...]], float]:
+        run = _debug_run(tiny_data, out, "logger=none")
+        with (run / "metrics.csv").open() as f:
+            rows = [tuple(v for k, v in r.items() if k != "epoch_seconds")
+                    for r in csv.DictReader(f)]
+        return rows, json.loads((run / "summary.json").read_text())["test_loss"]
+
+    assert metrics(tmp_path / "a") == metrics(tmp_path / "b")
+
+
+def test_non_finite_loss_stops_the_run_with_one_line(tiny_data, tmp_path):
+    done = run_train("trainer=debug", f"paths.data={tiny_data}", "data.val_size=100",
+                     "logger=none", "optimizer.lr=1e30", output=tmp_path / "out")
+    assert done.returncode != 0
+    [line] = done.stderr.strip().splitlines()[-1:]
+    assert line.startswith("error: training loss became nan") and "Traceback" not in done.stderr
+    [run] = run_dirs(tmp_path / "out")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and "diverged" in summary["error"]
+
+
+@pytest.mark.slow
+def test_one_epoch_on_real_mnist_reaches_97_5_percent(real_data, tmp_path):
+    done = run_train(f"paths.data={real_data}", "trainer.max_epochs=1", "optimizer.lr=0.001",
+                     "aug=none", "trainer.progress_bar=false", output=tmp_path / "out")
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = run_dirs(tmp_path / "out")
+    summary = json.loads((run / "summary.json").read_text())
+    print(f"lightning, 1 epoch on real MNIST: {summary}")
+    assert summary["test_acc"] >= 0.975

@@ -1,0 +1,122 @@
+"""Experiments, sweeps and multirun behaviour: real tiny multiruns through train.py."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from mnistlab.config import CONF_DIR, REPO_ROOT
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+SWEEPS = sorted(p.stem for p in (REPO_ROOT / "sweeps").glob("*.yaml"))
+# SEED.md's table: backend, batch, epochs, lr, dropout, optimizer, aug, L2 weight
+STUDY = {
+    "seed_tf_run1": ("keras", 50, 3, 1e-3, 0.5, "rmsprop", "none", 0.0),
+    "seed_tf_run2": ("keras", 50, 25, 1e-4, 0.5, "rmsprop", "flip", 1e-3),
+    "seed_tf_run3": ("keras", 50, 25, 1e-4, 0.2, "adam", "shift_rotate", 1e-4),
+    "seed_pt_run1": ("lightning", 128, 25, 1e-3, 0.1, "sgd", "none", 0.0),
+    "seed_pt_run2": ("lightning", 50, 25, 1e-5, 0.2, "rmsprop", "flip", 1e-3),
+    "seed_pt_run3": ("lightning", 50, 25, 1e-5, 0.2, "adam", "shift_rotate", 1e-4),
+}
+TINY = ["trainer=debug", "data.val_size=100", "logger=none"]
+
+
+def test_every_study_run_is_an_experiment() -> None:
+    assert sorted(STUDY) == EXPERIMENTS
+    assert sorted(["optimizer", "augmentation", "l2", "seed_runs", "ablation_grid",
+                             "optuna"]) == SWEEPS
+
+
+@pytest.mark.parametrize("name", sorted(STUDY))
+def test_experiment_has_the_study_hyperparameters(compose_cfg, name: str) -> None:
+    cfg = compose_cfg([f"experiment={name}"])
+    got = (cfg.backend.name, cfg.data.batch_size, cfg.trainer.max_epochs, cfg.optimizer.lr,
+           cfg.model.dropout, cfg.optimizer.name, cfg.aug.name, cfg.regularization.weight)
+    assert got == STUDY[name]
+    assert cfg.experiment == name
+
+
+def test_command_line_overrides_beat_the_experiment(compose_cfg) -> None:
+    cfg = compose_cfg(["experiment=seed_pt_run3", "trainer.max_epochs=3"])
+    assert cfg.trainer.max_epochs == 3 and cfg.optimizer.lr == 1e-5
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_sweep_composes_with_its_parameters(name: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "train.py", f"sweeps={name}", "trainer.max_epochs=2", "--cfg", "hydra"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    hydra = OmegaConf.create(done.stdout)["hydra"]
+    assert hydra.mode == "MULTIRUN" and hydra.sweeper.params
+    for value in hydra.sweeper.params.values():  # every value is a real option or number
+        assert value
+
+
+def multirun(tmp_path: Path, data: Path, *overrides: str) -> tuple[subprocess.CompletedProcess,
+                                                                   Path]:
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "train.py", "-m", f"paths.data={data}", f"paths.output={out}", *TINY,
+         *overrides],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+        env={**__import__("os").environ, "WANDB_MODE": "offline"},
+    )
+    [sweep_dir] = (out / "multirun").iterdir()
+    return done, sweep_dir
+
+
+def jobs_and_report(sweep_dir: Path) -> tuple[list[Path], list[dict[str, str]]]:
+    jobs = sorted(d for d in sweep_dir.iterdir() if (d / "summary.json").is_file())
+    with (sweep_dir / "runs.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    for name in ("report.md", "curves.png", "ablation.png"):
+        assert (sweep_dir / name).is_file(), name
+    return jobs, rows
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_tiny_grid_gives_four_jobs_and_a_four_row_report(tiny_data, tmp_path, launcher) -> None:
+    done, sweep_dir = multirun(tmp_path, tiny_data, "optimizer=adam,rmsprop", "aug=none,flip",
+                               f"hydra/launcher={launcher}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs, rows = jobs_and_report(sweep_dir)
+    assert [j.name for j in jobs] == ["0", "1", "2", "3"]
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"completed"}
+    assert {(r["optimizer.name"], r["aug.name"]) for r in rows} == {
+        ("adam", "none"), ("adam", "flip"), ("rmsprop", "none"), ("rmsprop", "flip")}
+
+
+def test_a_failing_job_does_not_stop_the_sweep(tiny_data, tmp_path) -> None:
+    done, sweep_dir = multirun(tmp_path, tiny_data, "optimizer.lr=-1,0.001")
+    assert done.returncode != 0
+    assert "1 of 2 jobs failed" in done.stderr
+    jobs, rows = jobs_and_report(sweep_dir)
+    summaries = [json.loads((j / "summary.json").read_text()) for j in jobs]
+    assert [s["status"] for s in summaries] == ["failed", "completed"]
+    assert "optimizer.lr=-1.0 is not allowed" in summaries[0]["error"]
+    assert "optimizer.lr=-1.0 is not allowed" in (sweep_dir / "report.md").read_text()
+
+
+def test_optuna_sweep_runs_three_trials(tiny_data, tmp_path) -> None:
+    done, sweep_dir = multirun(tmp_path, tiny_data, "sweeps=optuna", "hydra.sweeper.n_trials=3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs, rows = jobs_and_report(sweep_dir)
+    assert len(jobs) == 3 and len(rows) == 3
+    best = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert 0 <= best.best_value <= 1
+
+
+def test_submitit_local_sweep_mixing_backends(tiny_data, tmp_path) -> None:
+    done, sweep_dir = multirun(tmp_path, tiny_data, "backend=lightning,keras",
+                               "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10")
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs, rows = jobs_and_report(sweep_dir)
+    assert len(jobs) == 2 and sorted(r["backend.name"] for r in rows) == ["keras", "lightning"]
