@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -29,6 +30,18 @@ def sweep_group(hydra_cfg: DictConfig) -> str | None:
     return f"{name}-{Path(hydra_cfg.sweep.dir).name}"
 
 
+def sample_limits(cfg: DictConfig) -> tuple[int | None, int | None, int | None]:
+    """trainer.limit_*_batches as sample counts: cut from the shared arrays, so that both
+    backends train and evaluate on the same subset."""
+    t, d = cfg.trainer, cfg.data
+    return tuple(  # type: ignore[return-value]
+        None if limit is None else limit * size
+        for limit, size in ((t.limit_train_batches, d.batch_size),
+                            (t.limit_val_batches, d.eval_batch_size),
+                            (t.limit_test_batches, d.eval_batch_size))
+    )
+
+
 def train(cfg: DictConfig) -> float:
     """Hydra task: returns the final validation accuracy (NaN if the run failed) for sweepers.
 
@@ -48,14 +61,7 @@ def train(cfg: DictConfig) -> float:
     try:
         try:
             validate(cfg)
-            t = cfg.trainer
-            data = load_splits(cfg.data).limited(
-                *(None if lim is None else lim * bs for lim, bs in (
-                    (t.limit_train_batches, cfg.data.batch_size),
-                    (t.limit_val_batches, cfg.data.eval_batch_size),
-                    (t.limit_test_batches, cfg.data.eval_batch_size),
-                ))
-            )
+            data = load_splits(cfg.data).limited(*sample_limits(cfg))
         except MnistlabError:
             if not multirun:
                 shutil.rmtree(run_dir, ignore_errors=True)
@@ -75,7 +81,10 @@ def train(cfg: DictConfig) -> float:
             fail(e)  # one line, not Hydra's "Error executing job" and a traceback
         if not multirun or isinstance(e, KeyboardInterrupt):
             raise
-        traceback.print_exc()
+        if isinstance(e, MnistlabError):
+            sys.stderr.write(f"error: job {hydra_cfg.job.num}: {error}\n")
+        else:
+            traceback.print_exc()
     finally:
         if run_dir.exists():
             summary = build_summary(
