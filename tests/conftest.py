@@ -14,7 +14,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from mnistlab.backends.keras_env import preload_triton
 from mnistlab.config import CONF_DIR, REPO_ROOT
+
+preload_triton()  # before any test imports TensorFlow: triton loaded after it crashes Python
 
 SHARED_DATA = Path(os.environ.get("MNISTLAB_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 FILES = {

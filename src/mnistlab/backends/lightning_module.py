@@ -11,6 +11,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from mnistlab.backends.torch_augment import augment
 from mnistlab.backends.torch_model import build_cnn, l2_penalty
+from mnistlab.backends.torch_optim import KerasRMSprop
 from mnistlab.errors import NonFiniteLossError
 
 
@@ -18,10 +19,8 @@ def build_optimizer(params, opt: DictConfig) -> torch.optim.Optimizer:
     """Every hyperparameter comes from the config, so both backends use the same numbers."""
     if opt.name == "adam":
         return torch.optim.Adam(params, lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps)
-    if opt.name == "rmsprop":
-        # Keras adds eps outside the square root like torch does; rho is torch's alpha
-        return torch.optim.RMSprop(params, lr=opt.lr, alpha=opt.rho, eps=opt.eps,
-                                   momentum=opt.momentum)
+    if opt.name == "rmsprop":  # Keras' eps placement, not torch's: see torch_optim.py
+        return KerasRMSprop(params, lr=opt.lr, rho=opt.rho, eps=opt.eps, momentum=opt.momentum)
     if opt.name == "sgd":
         return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov)
     raise ValueError(f"unknown optimizer {opt.name}")

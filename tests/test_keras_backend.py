@@ -1,0 +1,154 @@
+"""The Keras backend: lazy imports, the same outputs as Lightning, determinism, divergence."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_dirs, run_train
+
+from mnistlab.backends import RunContext
+from mnistlab.backends.keras_env import import_keras
+from mnistlab.config import REPO_ROOT
+from mnistlab.data import load_splits
+from mnistlab.errors import ConfigError
+from mnistlab.outputs import METRIC_COLUMNS, EpochRecorder, FitResult
+
+TINY = ["trainer=debug", "data.val_size=100"]
+
+
+def debug_run(tiny_data: Path, output: Path, *extra: str) -> Path:
+    done = run_train(*TINY, f"paths.data={tiny_data}", *extra, output=output)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = run_dirs(output)
+    return run
+
+
+def fit_in_process(compose_cfg, tiny_data: Path, run_dir: Path,
+                   *overrides: str) -> tuple[list[dict[str, float]], FitResult]:
+    from mnistlab.backends.keras_trainer import fit
+
+    cfg = compose_cfg(["backend=keras", *TINY, f"paths.data={tiny_data}", "logger=none",
+                       *overrides])
+    run_dir.mkdir(parents=True)
+    recorder = EpochRecorder(run_dir)
+    result = fit(cfg, load_splits(cfg.data), RunContext(run_dir, recorder))
+    return recorder.rows, result
+
+
+def test_training_stack_is_imported_only_for_its_backend() -> None:
+    code = ("import sys, mnistlab.run, mnistlab.backends.lightning_trainer, "
+            "mnistlab.backends.keras_trainer; "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_keras_cannot_switch_backends_once_imported() -> None:
+    keras = import_keras("tensorflow")
+    assert keras.backend.backend() == "tensorflow"
+    with pytest.raises(ConfigError, match="keras_backend=jax.*with the tensorflow backend"):
+        import_keras("jax")
+
+
+def test_checkpoint_with_custom_flip_layer_loads(compose_cfg, tmp_path) -> None:
+    keras = import_keras("tensorflow")
+    from mnistlab.backends.keras_augment import RandomFlipP, augmentation_layers
+    from mnistlab.backends.keras_model import build_cnn
+
+    cfg = compose_cfg(["aug=flip", "aug.horizontal_p=0.2", "aug.vertical_p=0.7"])
+    model = build_cnn(cfg.model, cfg.regularization.weight, augmentation_layers(cfg.aug))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    [flip] = [layer for layer in loaded.layers if isinstance(layer, RandomFlipP)]
+    assert (flip.horizontal_p, flip.vertical_p) == (0.2, 0.7)
+    assert keras.ops.convert_to_numpy(loaded.losses[0]) > 0  # the L2 regularizers came back too
+
+
+def test_debug_run_writes_what_a_lightning_debug_run_writes(tiny_data, tmp_path) -> None:
+    keras_run = debug_run(tiny_data, tmp_path / "keras", "backend=keras")
+    lightning_run = debug_run(tiny_data, tmp_path / "lightning")
+    headers = []
+    for run in (keras_run, lightning_run):
+        with (run / "metrics.csv").open() as f:
+            rows = list(csv.reader(f))
+        headers.append(rows[0])
+        assert [int(r[0]) for r in rows[1:]] == [1, 2]
+    assert headers[0] == headers[1] == list(METRIC_COLUMNS)
+
+    summary = json.loads((keras_run / "summary.json").read_text())
+    lightning = json.loads((lightning_run / "summary.json").read_text())
+    assert set(summary) == set(lightning)
+    assert summary["status"] == "completed" and summary["error"] is None
+    assert summary["backend"] == "keras" and summary["epochs_completed"] == 2
+    assert summary["params"] == lightning["params"] == 225_034
+    assert 0 <= summary["test_acc"] <= 1 and summary["train_samples_per_second"] > 0
+    with (keras_run / "metrics.csv").open() as f:
+        lrs = [float(r["lr"]) for r in csv.DictReader(f)]
+    assert lrs == [pytest.approx(1e-4)] * 2  # the optimizer's learning rate, as in Lightning
+
+    assert {p.name for p in (keras_run / "checkpoints").iterdir()} == {"best.keras", "last.keras"}
+    [wandb_file] = (keras_run / "wandb").glob("offline-run-*/run-*.wandb")
+    records = wandb_file.read_bytes()  # protobuf records: the config, history and summary
+    for expected in (b"shift_rotate", b"val/acc", b"train/loss", b"test/acc", b"backend:keras"):
+        assert expected in records, expected
+
+
+def test_keras_same_seed_twice_gives_identical_metrics(compose_cfg, tiny_data, tmp_path) -> None:
+    # the first run also writes Keras' CSVLogger file (logger=csv), where Lightning's goes
+    first = fit_in_process(compose_cfg, tiny_data, tmp_path / "a", "logger=csv")
+    second = fit_in_process(compose_cfg, tiny_data, tmp_path / "b")
+
+    def without_time(rows: list[dict[str, float]]) -> list[dict[str, float]]:
+        return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in rows]
+
+    assert without_time(first[0]) == without_time(second[0])
+    assert first[1] == second[1]
+    with (tmp_path / "a" / "csv" / "metrics.csv").open() as f:
+        keras_csv = list(csv.DictReader(f))
+    assert [float(r["val_acc"]) for r in keras_csv] == [r["val_acc"] for r in first[0]]
+    assert not (tmp_path / "b" / "csv").exists()
+
+
+@pytest.mark.parametrize(("precision", "policy"), [("bf16-mixed", "mixed_bfloat16"),
+                                                   ("16-mixed", "mixed_float16")])
+def test_mixed_precision_trains(compose_cfg, tiny_data, tmp_path, precision, policy) -> None:
+    rows, result = fit_in_process(compose_cfg, tiny_data, tmp_path / "run", "trainer.max_epochs=1",
+                                  f"trainer.precision={precision}")
+    assert len(rows) == 1 and 0 <= result.test_acc <= 1 and result.params == 225_034
+    keras = import_keras("tensorflow")
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    model = keras.models.load_model(tmp_path / "run" / "checkpoints" / "best.keras", compile=False)
+    assert [layer.dtype_policy.name for layer in model.layers if layer.weights] == [
+        policy, policy, policy, "float32"]  # float32 logits
+
+
+def test_keras_non_finite_loss_stops_the_run_with_one_line(tiny_data, tmp_path) -> None:
+    done = run_train(*TINY, f"paths.data={tiny_data}", "backend=keras", "logger=none",
+                     "optimizer.lr=1e30", output=tmp_path / "out")
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr
+    assert errors[0].startswith("error: training loss became nan at epoch 1, batch ")
+    assert errors[0].endswith("the run diverged, try a smaller optimizer.lr")
+    [run] = run_dirs(tmp_path / "out")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and "diverged" in summary["error"]
+
+
+@pytest.mark.slow
+def test_keras_one_epoch_on_real_mnist_reaches_97_5_percent(real_data, tmp_path) -> None:
+    done = run_train(f"paths.data={real_data}", "backend=keras", "trainer.max_epochs=1",
+                     "optimizer.lr=0.001", "aug=none", "logger=none", output=tmp_path / "out")
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = run_dirs(tmp_path / "out")
+    summary = json.loads((run / "summary.json").read_text())
+    with (run / "metrics.csv").open() as f:
+        [row] = list(csv.DictReader(f))
+    print(f"keras, 1 epoch on real MNIST: {summary}; epoch_seconds={row['epoch_seconds']}")
+    assert summary["test_acc"] >= 0.975
