@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import run_dirs, run_train
 
-from mnistlab.backends.torch_model import build_cnn, count_params, l2_penalty
+from mnistlab.backends.torch_model import build_cnn, count_params, kernel_layers, l2_penalty
 from mnistlab.outputs import METRIC_COLUMNS
 
 SUMMARY_KEYS = {
@@ -24,6 +24,16 @@ def test_cnn_has_the_study_architecture(compose_cfg) -> None:
     net = build_cnn(compose_cfg().model)
     assert count_params(net) == 225_034
     assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_cnn_starts_from_keras_glorot_uniform_init(compose_cfg) -> None:
+    torch.manual_seed(0)
+    for m in kernel_layers(build_cnn(compose_cfg().model)):
+        w = m.weight.detach()
+        receptive = w[0, 0].numel() if w.dim() == 4 else 1
+        limit = (6 / (w.shape[0] * receptive + w.shape[1] * receptive)) ** 0.5
+        assert float(w.abs().max()) <= limit and float(w.abs().max()) > 0.9 * limit
+        assert not m.bias.detach().any()
 
 
 def test_l2_penalty_is_weight_times_sum_of_squared_kernels(compose_cfg) -> None:

@@ -22,7 +22,7 @@ def build_cnn(model: DictConfig, l2_weight: float = 0.0,
     network. `preprocessing` layers (augmentation, active only when training) go first. With
     l2_weight > 0 every conv and dense kernel, not bias, gets keras.regularizers.L2(l2_weight):
     weight * sum(w^2) added to the loss, which is what torch_model.l2_penalty computes.
-    Initialisation is each framework's own default (Keras: Glorot uniform, zero biases).
+    Initialisation: Keras' defaults (Glorot uniform kernels, zero biases), which torch_model uses.
     """
     def reg() -> keras.regularizers.Regularizer | None:
         return keras.regularizers.L2(l2_weight) if l2_weight > 0 else None

@@ -23,12 +23,20 @@ def build_cnn(model: DictConfig) -> nn.Sequential:
         nn.ReLU(),
         nn.Linear(model.dense_units, model.num_classes),
     ]
-    return nn.Sequential(*layers)
+    net = nn.Sequential(*layers)
+    for m in kernel_layers(net):  # Keras' defaults, so both backends start from one distribution
+        nn.init.xavier_uniform_(m.weight)  # glorot_uniform
+        nn.init.zeros_(m.bias)
+    return net
+
+
+def kernel_layers(net: nn.Module) -> list[nn.Conv2d | nn.Linear]:
+    return [m for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
 
 
 def kernels(net: nn.Module) -> list[torch.Tensor]:
     """Conv and dense weights, not biases: what Keras' kernel_regularizer covers."""
-    return [m.weight for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    return [m.weight for m in kernel_layers(net)]
 
 
 def l2_penalty(net: nn.Module, weight: float) -> torch.Tensor:
