@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from mnistlab.config import CONF_DIR, REPO_ROOT
+from mnistlab.run import sweep_group
+from mnistlab.tracking import run_name
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 SWEEPS = sorted(p.stem for p in (REPO_ROOT / "sweeps").glob("*.yaml"))
@@ -83,15 +86,24 @@ def jobs_and_report(sweep_dir: Path) -> tuple[list[Path], list[dict[str, str]]]:
 
 
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
-def test_tiny_grid_gives_four_jobs_and_a_four_row_report(tiny_data, tmp_path, launcher) -> None:
-    done, sweep_dir = multirun(tmp_path, tiny_data, "optimizer=adam,rmsprop", "aug=none,flip",
-                               f"hydra/launcher={launcher}")
+def test_tiny_grid_mixing_backends_gives_four_jobs_and_a_four_row_report(tiny_data, tmp_path,
+                                                                         launcher) -> None:
+    done, sweep_dir = multirun(tmp_path, tiny_data, "optimizer=adam,rmsprop",
+                               "backend=keras,lightning", f"hydra/launcher={launcher}")
     assert done.returncode == 0, done.stderr[-3000:]
     jobs, rows = jobs_and_report(sweep_dir)
     assert [j.name for j in jobs] == ["0", "1", "2", "3"]
     assert len(rows) == 4 and {r["status"] for r in rows} == {"completed"}
-    assert {(r["optimizer.name"], r["aug.name"]) for r in rows} == {
-        ("adam", "none"), ("adam", "flip"), ("rmsprop", "none"), ("rmsprop", "flip")}
+    assert {(r["optimizer.name"], r["backend.name"]) for r in rows} == {
+        ("adam", "keras"), ("adam", "lightning"), ("rmsprop", "keras"), ("rmsprop", "lightning")}
+
+
+def test_sweep_jobs_share_a_wandb_group_and_are_named_by_their_overrides() -> None:
+    hydra_cfg = OmegaConf.create({"mode": RunMode.MULTIRUN, "runtime": {"choices": {
+        "sweeps": "optimizer"}}, "sweep": {"dir": "/o/multirun/2026-01-01_10-00-00_000001"}})
+    assert sweep_group(hydra_cfg) == "optimizer-2026-01-01_10-00-00_000001"
+    assert run_name(["sweeps=optimizer", "optimizer=adam", "paths.output=/x",
+                     "trainer.max_epochs=2"]) == "optimizer=adam trainer.max_epochs=2"
 
 
 def test_a_failing_job_does_not_stop_the_sweep(tiny_data, tmp_path) -> None:
