@@ -193,7 +193,7 @@ class FakeRun:
 def test_wandb_run_is_finished_also_on_failure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                fails: bool) -> None:
     run = FakeRun()
-    monkeypatch.setattr(eda, "start_wandb", lambda *_: run)
+    monkeypatch.setattr(eda, "start_wandb", lambda *_, **__: run)
     cfg = compose_eda(["logger=wandb"])
     with pytest.raises(SystemExit) if fails else nullcontext(), \
             eda.tracked(cfg, tmp_path, []) as tracked_run:
@@ -205,7 +205,7 @@ def test_wandb_run_is_finished_also_on_failure(monkeypatch: pytest.MonkeyPatch, 
 
 def test_no_wandb_run_without_the_wandb_logger(monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Path) -> None:
-    monkeypatch.setattr(eda, "start_wandb", lambda *_: pytest.fail("W&B started"))
+    monkeypatch.setattr(eda, "start_wandb", lambda *_, **__: pytest.fail("W&B started"))
     for logger in ("none", "csv"):
         with eda.tracked(compose_eda([f"logger={logger}"]), tmp_path, []) as run:
             assert run is None

@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,7 +50,7 @@ from mnistlab.eda_plots import (
 )
 from mnistlab.errors import ConfigError, DataError, MnistlabError
 from mnistlab.outputs import write_json_atomically
-from mnistlab.tracking import run_name
+from mnistlab.tracking import run_name, start_wandb
 from mnistlab.validate import RULES, Rule
 
 log = logging.getLogger(__name__)
@@ -285,22 +284,6 @@ def draw_figures(cfg: DictConfig, splits: Splits, pool: Pool, counts: dict[str, 
     return paths
 
 
-def start_wandb(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> Any:
-    """Like the trainers' W&B run (offline by default), with job_type "eda" and EDA tags."""
-    os.environ.setdefault("WANDB_SILENT", "true")
-    import wandb
-
-    log = cfg.logger
-    return wandb.init(
-        project=log.project, entity=log.entity, mode=log.mode, dir=str(run_dir), group=log.group,
-        job_type=log.job_type or "eda",
-        name=log.run_name or run_name(overrides) or f"eda {cfg.data.name}",
-        tags=["eda", f"data:{cfg.data.name}", *log.tags],
-        config=OmegaConf.to_container(cfg, resolve=True),
-        settings=wandb.Settings(console="off", silent=True),
-    )
-
-
 def log_to_wandb(run: Any, figures: dict[str, Path], stats: dict[str, Any],
                  rows: list[dict]) -> None:
     """Figures as images; per-class stats and the outliers as tables; totals in the summary."""
@@ -328,7 +311,8 @@ def tracked(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> Iterator[An
     if cfg.logger.name != "wandb":
         yield None
         return
-    run = start_wandb(cfg, run_dir, overrides)
+    run = start_wandb(cfg, run_dir, name=run_name(overrides) or f"eda {cfg.data.name}",
+                      job_type="eda", tags=["eda", f"data:{cfg.data.name}"])
     try:
         yield run
     except BaseException:

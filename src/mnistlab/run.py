@@ -18,7 +18,7 @@ from mnistlab.cli import fail
 from mnistlab.data import load_splits
 from mnistlab.errors import MnistlabError
 from mnistlab.outputs import EpochRecorder, FitResult, build_summary, write_json_atomically
-from mnistlab.tracking import start_wandb
+from mnistlab.tracking import run_name, run_tags, start_wandb
 from mnistlab.validate import validate
 
 
@@ -68,7 +68,9 @@ def train(cfg: DictConfig) -> float:
             raise
         n_train = len(data.x_train)
         if cfg.logger.name == "wandb":
-            wandb_run = start_wandb(cfg, run_dir, overrides, sweep_group(hydra_cfg))
+            wandb_run = start_wandb(cfg, run_dir, name=run_name(overrides),
+                                    job_type=cfg.backend.name, tags=run_tags(cfg),
+                                    group=sweep_group(hydra_cfg))
         recorder = EpochRecorder(run_dir, wandb_run)
         rows = recorder.rows
         result = get_fit(cfg.backend.name)(cfg, data, RunContext(run_dir, recorder, wandb_run))
@@ -76,7 +78,7 @@ def train(cfg: DictConfig) -> float:
         if wandb_run is not None:
             wandb_run.summary.update({"test/loss": result.test_loss, "test/acc": result.test_acc})
     except BaseException as e:
-        error = str(e) if isinstance(e, MnistlabError) else f"{type(e).__name__}: {e}"
+        error = str(e) if isinstance(e, MnistlabError) else f"{type(e).__name__}: {e}".rstrip(": ")
         if isinstance(e, MnistlabError) and not multirun:
             fail(e)  # one line, not Hydra's "Error executing job" and a traceback
         if not multirun or isinstance(e, KeyboardInterrupt):

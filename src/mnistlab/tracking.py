@@ -16,7 +16,6 @@ def run_tags(cfg: DictConfig) -> list[str]:
         f"optimizer:{cfg.optimizer.name}",
         f"aug:{cfg.aug.name}",
         f"regularization:{regularization}",
-        *cfg.logger.get("tags", []),
     ]
 
 
@@ -26,8 +25,10 @@ def run_name(overrides: list[str]) -> str | None:
     return " ".join(o for o in overrides if not o.startswith(skip)) or None
 
 
-def start_wandb(cfg: DictConfig, run_dir: Path, overrides: list[str], group: str | None) -> Any:
-    """Start the W&B run (offline by default: no account, prompt or network needed)."""
+def start_wandb(cfg: DictConfig, run_dir: Path, *, name: str | None, job_type: str,
+                tags: list[str], group: str | None = None) -> Any:
+    """Start the W&B run (offline by default: no account, prompt or network needed); the
+    logger group's keys, when set, win over the defaults given here."""
     os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
 
@@ -38,9 +39,9 @@ def start_wandb(cfg: DictConfig, run_dir: Path, overrides: list[str], group: str
         mode=log.mode,
         dir=str(run_dir),
         group=log.group or group,
-        job_type=log.job_type or cfg.backend.name,
-        name=log.run_name or run_name(overrides),
-        tags=run_tags(cfg),
+        job_type=log.job_type or job_type,
+        name=log.run_name or name,
+        tags=[*tags, *log.tags],
         config=OmegaConf.to_container(cfg, resolve=True),
         settings=wandb.Settings(console="off", silent=True),
     )
