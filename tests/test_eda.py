@@ -22,7 +22,7 @@ from mnistlab import eda
 from mnistlab.cli import USER_ERRORS, one_line
 from mnistlab.config import CONF_DIR
 from mnistlab.data import load_splits
-from mnistlab.eda import FIGURES, load_checked_splits, validate_eda
+from mnistlab.eda import FIGURES, validate_eda
 from mnistlab.errors import ConfigError, DataError
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -248,7 +248,7 @@ def test_wrong_type_fails_at_compose_time() -> None:
 def test_missing_data_folder_is_a_data_error(tmp_path: Path) -> None:
     cfg = compose_eda([f"paths.data={tmp_path / 'nowhere'}", "data.download=false"])
     with pytest.raises(DataError, match="nowhere"):
-        load_checked_splits(cfg.data)
+        load_splits(cfg.data)
 
 
 def test_label_beyond_the_classes_is_a_data_error(tmp_path: Path) -> None:
@@ -259,13 +259,13 @@ def test_label_beyond_the_classes_is_a_data_error(tmp_path: Path) -> None:
     write_idx(folder / FILES["test_labels"], labels.astype(np.uint8))
     cfg = compose_eda([f"paths.data={tmp_path / 'data'}", f"data.val_size={VAL_SIZE}"])
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: label 11 is not a class"):
-        load_checked_splits(cfg.data)
+        load_splits(cfg.data)
 
 
 def test_split_too_small_for_val_size_is_a_config_error(tiny_data: Path) -> None:
     cfg = compose_eda([f"paths.data={tiny_data}", "data.val_size=295"])
     with pytest.raises(ConfigError, match="data.val_size=295"):
-        load_checked_splits(cfg.data)
+        load_splits(cfg.data)
 
 
 def test_real_mnist_official_counts_and_sha256(tmp_path: Path, real_data: Path) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 
 from mnistlab.cli import fail, run_app
 from mnistlab.config import DataConfig, LoggerConfig, PathsConfig
@@ -48,10 +48,10 @@ from mnistlab.eda_plots import (
     plot_outliers,
     plot_samples,
 )
-from mnistlab.errors import ConfigError, DataError, MnistlabError
+from mnistlab.errors import DataError, MnistlabError
 from mnistlab.outputs import write_json_atomically
 from mnistlab.tracking import run_name, start_wandb
-from mnistlab.validate import RULES, Rule
+from mnistlab.validate import RULES, Rule, check_rules
 
 log = logging.getLogger(__name__)
 FIGURES = ("class_counts", "samples", "mean_images", "outliers")
@@ -80,32 +80,9 @@ EDA_RULES: list[Rule] = [
     ("iqr_factor", lambda v: v >= 0, "a number >= 0"),
     ("seed", lambda v: v >= 0, "an integer >= 0"),
 ]
-_ABSENT = object()
-
-
 def validate_eda(cfg: DictConfig) -> None:
     """The trainers' rules for the keys shared with them (data.*, logger.*), then the EDA's own."""
-    for key, ok, allowed in [*RULES, *EDA_RULES]:
-        value = OmegaConf.select(cfg, key, default=_ABSENT)
-        if value is not _ABSENT and not ok(value):
-            raise ConfigError(f"{key}={value} is not allowed; expected {allowed}")
-
-
-def load_checked_splits(data: DictConfig) -> Splits:
-    """load_splits, with the two ways data can still be bad reported as one line."""
-    try:
-        splits = load_splits(data)
-    except ValueError as e:  # train_test_split: too few images for data.val_size or a class
-        raise ConfigError(
-            f"cannot split {data.dir} with data.val_size={data.val_size}: {e}"
-        ) from None
-    n_classes = len(splits.spec.classes)
-    train_labels = np.concatenate([splits.y_train, splits.y_val])
-    for role, labels in (("train_labels", train_labels), ("test_labels", splits.y_test)):
-        if labels.size and labels.max() >= n_classes:
-            raise DataError(f"corrupt data file {splits.files[role]}: label {labels.max()} is "
-                            f"not a class (0..{n_classes - 1})")
-    return splits
+    check_rules(cfg, [*RULES, *EDA_RULES])
 
 
 def sha256(path: Path) -> str:
@@ -346,7 +323,7 @@ def main(cfg: DictConfig) -> None:
     try:
         try:
             validate_eda(cfg)
-            splits = load_checked_splits(cfg.data)
+            splits = load_splits(cfg.data)
         except MnistlabError:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from mnistlab.atomic import write_atomically
 from mnistlab.report_plots import plot_ablation, plot_curves
 
 # A run overfits when val_loss rises for this many consecutive epochs while train_loss falls...
@@ -314,13 +315,6 @@ def _csv_cell(value: Any) -> str:
     return json.dumps(value) if isinstance(value, list | dict) else str(value)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write then rename: a sweep's report is never seen half-written."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def runs_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -450,8 +444,8 @@ def write_report(dirs: Sequence[Path], out_dir: Path, show: bool = True) -> Repo
     paths = {
         name: out_dir / name for name in ("runs.csv", "report.md", "curves.png", "ablation.png")
     }
-    _write_atomic(paths["runs.csv"], runs_csv(rows, columns))
-    _write_atomic(paths["report.md"], report_markdown(rows, columns, reasons))
+    write_atomically(paths["runs.csv"], runs_csv(rows, columns))
+    write_atomically(paths["report.md"], report_markdown(rows, columns, reasons))
     plot_curves([(run.label, run.metrics) for run in runs], paths["curves.png"])
     plot_ablation(_ablation_data(runs, levels), paths["ablation.png"])
     if show:

@@ -6,8 +6,8 @@ training process never switches the caller's backend or leaks global figure stat
 
 from __future__ import annotations
 
+import io
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -15,6 +15,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
+
+from mnistlab.atomic import write_atomically
 
 DPI = 120
 LINESTYLES = ("-", "--", ":", "-.")  # cycled after every 10 colours, so 40 runs stay distinct
@@ -30,9 +32,9 @@ Metrics = Mapping[str, Sequence[float]]
 
 def save_png(fig: Figure, path: Path) -> None:
     """Write then rename, so a reader never sees half a PNG."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=DPI)
-    os.replace(tmp, path)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=DPI)
+    write_atomically(path, png.getvalue())
 
 
 def _style(i: int) -> dict[str, str]:

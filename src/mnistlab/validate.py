@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.errors import ConfigError
 
@@ -64,21 +64,20 @@ RULES: list[Rule] = [
 ]
 
 
-def _lookup(cfg: DictConfig, key: str) -> tuple[bool, Any]:
-    node: Any = cfg
-    for part in key.split("."):
-        if part not in node:
-            return False, None
-        node = node[part]
-    return True, node
+_ABSENT = object()
+
+
+def check_rules(cfg: DictConfig, rules: list[Rule]) -> None:
+    """Raise ConfigError on the first value a rule rejects; keys absent from cfg are skipped."""
+    for key, ok, allowed in rules:
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is not _ABSENT and not ok(value):
+            raise ConfigError(f"{key}={value} is not allowed; expected {allowed}")
 
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError on the first value out of range; the cross-key checks come last."""
-    for key, ok, allowed in RULES:
-        present, value = _lookup(cfg, key)
-        if present and not ok(value):
-            raise ConfigError(f"{key}={value} is not allowed; expected {allowed}")
+    check_rules(cfg, RULES)
     left = TRAIN_IMAGES - cfg.data.val_size
     if cfg.data.train_subset is not None and cfg.data.train_subset > left:
         raise ConfigError(

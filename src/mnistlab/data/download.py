@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from mnistlab.atomic import write_atomically
 from mnistlab.errors import DataError
 
 TIMEOUT_SECONDS = 30
@@ -18,18 +17,6 @@ TIMEOUT_SECONDS = 30
 def _fetch(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
         return response.read()
-
-
-def _write_atomically(path: Path, payload: bytes) -> None:
-    """A crash mid-write leaves a temp file, never a truncated file under the real name."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def download_file(name: str, folder: Path, mirrors: Sequence[str], md5: str) -> Path:
@@ -48,7 +35,7 @@ def download_file(name: str, folder: Path, mirrors: Sequence[str], md5: str) -> 
             failures.append(f"{url}: md5 {digest} != expected {md5}")
             continue
         target = folder / name
-        _write_atomically(target, payload)
+        write_atomically(target, payload)
         return target
     raise DataError(f"could not download {name}: " + "; ".join(failures or ["no mirrors"]))
 

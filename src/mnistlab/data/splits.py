@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from mnistlab.data.catalog import DATASETS, ROLES, DatasetSpec
 from mnistlab.data.download import ensure_files
 from mnistlab.data.idx import read_idx
-from mnistlab.errors import DataError
+from mnistlab.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,10 @@ def read_dataset(folder: Path, spec: DatasetSpec) -> dict[str, np.ndarray]:
         n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
         if n_img != n_lab:
             raise DataError(f"{folder}: {n_img} {split} images but {n_lab} labels")
+        labels = arrays[f"{split}_labels"]
+        if labels.size and labels.max() >= len(spec.classes):
+            raise DataError(f"corrupt data file {folder / spec.files[f'{split}_labels']}: label "
+                            f"{labels.max()} is not a class (0..{len(spec.classes) - 1})")
     return arrays
 
 
@@ -63,13 +67,14 @@ def load_splits(data: DictConfig) -> Splits:
     from sklearn.model_selection import train_test_split  # slow import: only when data is read
 
     labels = arrays["train_labels"].astype(np.int64)
-    if not data.val_size < len(labels):
-        raise DataError(f"{folder} has {len(labels)} training images, too few for "
-                        f"data.val_size={data.val_size}")
-    index = np.arange(len(labels))
-    train_idx, val_idx = train_test_split(
-        index, test_size=data.val_size, stratify=labels, random_state=data.split_seed
-    )
+    try:
+        train_idx, val_idx = train_test_split(
+            np.arange(len(labels)), test_size=data.val_size, stratify=labels,
+            random_state=data.split_seed,
+        )
+    except ValueError as e:  # too few images for val_size, or for a class on either side
+        raise ConfigError(f"cannot split the {len(labels)} training images of {folder} with "
+                          f"data.val_size={data.val_size}: {e}") from None
     if data.train_subset is not None:
         train_idx = train_idx[: data.train_subset]
     images = arrays["train_images"]
