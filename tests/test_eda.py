@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from conftest import FILES, write_idx
 from hydra import compose, initialize_config_dir
 from matplotlib.image import imread
 
-from mnistlab import eda
 from mnistlab.cli import USER_ERRORS, one_line
 from mnistlab.config import CONF_DIR
 from mnistlab.data import load_splits
@@ -179,36 +177,6 @@ def test_wandb_offline_run(tmp_path: Path, tiny_data: Path) -> None:
     assert {p.name.split("_0_")[0] for p in media.glob("table/tables/*.table.json")} == {
         "class_stats", "outliers"}
     assert {p.name for p in run_dir.glob("*.png")} == {f"{n}.png" for n in FIGURES}
-
-
-class FakeRun:
-    def __init__(self) -> None:
-        self.exit_codes: list[int] = []
-
-    def finish(self, exit_code: int = 0) -> None:
-        self.exit_codes.append(exit_code)
-
-
-@pytest.mark.parametrize("fails", [False, True])
-def test_wandb_run_is_finished_also_on_failure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                               fails: bool) -> None:
-    run = FakeRun()
-    monkeypatch.setattr(eda, "start_wandb", lambda *_, **__: run)
-    cfg = compose_eda(["logger=wandb"])
-    with pytest.raises(SystemExit) if fails else nullcontext(), \
-            eda.tracked(cfg, tmp_path, []) as tracked_run:
-        assert tracked_run is run
-        if fails:
-            raise SystemExit(2)  # what cli.fail raises
-    assert run.exit_codes == [1 if fails else 0]
-
-
-def test_no_wandb_run_without_the_wandb_logger(monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
-    monkeypatch.setattr(eda, "start_wandb", lambda *_, **__: pytest.fail("W&B started"))
-    for logger in ("none", "csv"):
-        with eda.tracked(compose_eda([f"logger={logger}"]), tmp_path, []) as run:
-            assert run is None
 
 
 @pytest.mark.parametrize("case", ["samples_per_class=0", "corrupt"])

@@ -14,8 +14,15 @@ from mnistlab.backends.keras_env import import_keras
 
 keras = import_keras("tensorflow")  # before keras_model / keras_augment import keras
 
-from mnistlab.backends import keras_augment, keras_model, torch_augment, torch_model  # noqa: E402
-from mnistlab.backends.lightning_module import CNNModule, build_optimizer  # noqa: E402
+from mnistlab.backends import (  # noqa: E402
+    keras_augment,
+    keras_model,
+    keras_optim,
+    torch_augment,
+    torch_model,
+    torch_optim,
+)
+from mnistlab.backends.lightning_module import CNNModule  # noqa: E402
 
 SIZE = 28
 CENTRE = (SIZE - 1) / 2  # 13.5: both frameworks rotate about the image centre
@@ -52,8 +59,8 @@ def copy_torch_weights(net: torch.nn.Sequential, model: keras.Model) -> None:
 def test_same_network_logits_penalty_and_params(compose_cfg, overrides) -> None:
     cfg = compose_cfg(overrides)
     torch.manual_seed(0)
-    net = torch_model.build_cnn(cfg.model).eval()
-    model = keras_model.build_cnn(cfg.model, cfg.regularization.weight)
+    net = torch_model.build_cnn(cfg.model, (SIZE, SIZE), 10).eval()
+    model = keras_model.build_cnn(cfg.model, (SIZE, SIZE), 10, cfg.regularization.weight)
     copy_torch_weights(net, model)
 
     assert keras_model.count_params(model) == torch_model.count_params(net)
@@ -80,10 +87,16 @@ def test_same_network_logits_penalty_and_params(compose_cfg, overrides) -> None:
 
 OPTIMIZERS = {
     "adam": dict(name="adam", lr=1e-3, beta1=0.8, beta2=0.99, eps=1e-7),
+    "adamw": dict(name="adamw", lr=1e-3, beta1=0.8, beta2=0.99, eps=1e-7, weight_decay=0.5),
     "rmsprop": dict(name="rmsprop", lr=1e-3, rho=0.8, eps=1e-7, momentum=0.5),
     "sgd": dict(name="sgd", lr=1e-2, momentum=0.9, nesterov=False),
     "sgd_nesterov": dict(name="sgd", lr=1e-2, momentum=0.9, nesterov=True),
 }
+
+
+def keras_build(opt_cfg: dict) -> keras.optimizers.Optimizer:
+    opt = OmegaConf.create(opt_cfg)
+    return keras_optim.OPTIMIZERS[opt.name](opt, opt.lr)
 
 
 def run_steps(opt_cfg: dict, gradients: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -91,9 +104,9 @@ def run_steps(opt_cfg: dict, gradients: list[np.ndarray]) -> tuple[np.ndarray, n
     opt = OmegaConf.create(opt_cfg)
     w0 = np.linspace(-1, 1, gradients[0].size, dtype=np.float32).reshape(gradients[0].shape)
     param = torch.nn.Parameter(torch.from_numpy(w0.copy()))
-    t_opt = build_optimizer([param], opt)
+    t_opt = torch_optim.OPTIMIZERS[opt.name]([param], opt)
     var = keras.Variable(w0.copy())
-    k_opt = keras_model.build_optimizer(opt)
+    k_opt = keras_optim.OPTIMIZERS[opt.name](opt, opt.lr)
     for g in gradients:
         param.grad = torch.from_numpy(g)
         t_opt.step()
@@ -113,12 +126,15 @@ def test_same_optimizer_steps(name: str) -> None:
 
 
 def test_keras_optimizers_take_every_hyperparameter(compose_cfg) -> None:
-    adam = keras_model.build_optimizer(OmegaConf.create(OPTIMIZERS["adam"]))
+    adam = keras_build(OPTIMIZERS["adam"])
     assert (adam.beta_1, adam.beta_2, adam.epsilon, adam.amsgrad) == (0.8, 0.99, 1e-7, False)
-    rms = keras_model.build_optimizer(OmegaConf.create(OPTIMIZERS["rmsprop"]))
+    rms = keras_build(OPTIMIZERS["rmsprop"])
     assert (rms.rho, rms.epsilon, rms.momentum, rms.centered) == (0.8, 1e-7, 0.5, False)
-    sgd = keras_model.build_optimizer(OmegaConf.create(OPTIMIZERS["sgd_nesterov"]))
+    sgd = keras_build(OPTIMIZERS["sgd_nesterov"])
     assert (sgd.momentum, sgd.nesterov) == (0.9, True)
+    adamw = keras_build(OPTIMIZERS["adamw"])
+    assert isinstance(adamw, keras.optimizers.AdamW)
+    assert (adamw.beta_1, adamw.beta_2, adamw.epsilon, adamw.weight_decay) == (0.8, 0.99, 1e-7, 0.5)
     for opt in (adam, rms, sgd):
         assert opt.weight_decay is None and opt.clipnorm is None and not opt.use_ema
     lr = float(keras.ops.convert_to_numpy(adam.learning_rate))
@@ -139,13 +155,14 @@ def test_rmsprop_small_gradients() -> None:
 def keras_augment_batch(aug_cfg: dict, x: np.ndarray) -> np.ndarray:
     """(N, 28, 28) float -> augmented (N, 28, 28) through the Keras layers, training=True."""
     out = keras.ops.convert_to_tensor(x[..., None])
-    for layer in keras_augment.augmentation_layers(OmegaConf.create(aug_cfg)):
+    for layer in keras_augment.AUGMENTATIONS[aug_cfg["name"]](OmegaConf.create(aug_cfg)):
         out = layer(out, training=True)
     return keras.ops.convert_to_numpy(out)[..., 0]
 
 
 def torch_augment_batch(aug_cfg: dict, x: np.ndarray) -> np.ndarray:
-    out = torch_augment.augment(torch.from_numpy(x)[:, None], OmegaConf.create(aug_cfg))
+    augment = torch_augment.AUGMENTATIONS[aug_cfg["name"]](OmegaConf.create(aug_cfg))
+    out = augment(torch.from_numpy(x)[:, None])
     return out[:, 0].numpy()
 
 
@@ -231,7 +248,7 @@ AUGS = [dict(name="flip", horizontal_p=1.0, vertical_p=1.0), shift_rotate(20.0, 
 @pytest.mark.parametrize("aug", AUGS, ids=["flip", "shift_rotate"])
 def test_keras_augments_only_in_training(aug: dict) -> None:
     x = keras.ops.convert_to_tensor(dots(8, 5.5, 8.5)[..., None])
-    layers = keras_augment.augmentation_layers(OmegaConf.create(aug))
+    layers = keras_augment.AUGMENTATIONS[aug["name"]](OmegaConf.create(aug))
     assert layers
     for layer in layers:
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)),
@@ -243,7 +260,7 @@ def test_keras_augments_only_in_training(aug: dict) -> None:
 def test_lightning_augments_only_in_training(compose_cfg) -> None:
     """With flips of probability 1, a step sees flipped images exactly when it augments."""
     cfg = compose_cfg(["aug=flip", "aug.horizontal_p=1", "aug.vertical_p=1", "model.dropout=0"])
-    module = CNNModule(cfg).eval()
+    module = CNNModule(cfg, (SIZE, SIZE), 10).eval()
     x = torch.from_numpy((dots(8, 5.5, 8.5) * 255).astype(np.uint8))
     y = torch.arange(8)
 

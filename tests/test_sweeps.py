@@ -13,7 +13,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from mnistlab.config import CONF_DIR, REPO_ROOT
-from mnistlab.run import sweep_group
+from mnistlab.lifecycle import sweep_group
 from mnistlab.tracking import run_name
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))

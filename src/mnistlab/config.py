@@ -45,7 +45,6 @@ class ModelConfig:
     kernel_size: int = 3
     dense_units: int = 128
     dropout: float = 0.2
-    num_classes: int = 10
 
 
 @dataclass
@@ -59,6 +58,11 @@ class AdamConfig(OptimizerConfig):
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-7
+
+
+@dataclass
+class AdamWConfig(AdamConfig):
+    weight_decay: float = 0.01
 
 
 @dataclass
@@ -90,6 +94,25 @@ class ShiftRotateConfig(AugConfig):
     rotation_degrees: float = 20.0
     shift_x: float = 0.1
     shift_y: float = 0.1
+
+
+@dataclass
+class SchedulerConfig:
+    name: str = MISSING
+
+
+@dataclass
+class CosineConfig(SchedulerConfig):
+    min_lr: float = 0.0
+    warmup_epochs: int = 0
+
+
+@dataclass
+class OneCycleConfig(SchedulerConfig):
+    max_lr: float = 1e-3
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
 
 
 @dataclass
@@ -144,6 +167,7 @@ class Config:
     data: DataConfig = MISSING
     model: ModelConfig = MISSING
     optimizer: OptimizerConfig = MISSING
+    scheduler: SchedulerConfig = MISSING
     aug: AugConfig = MISSING
     regularization: RegularizationConfig = MISSING
     backend: BackendConfig = MISSING
@@ -154,14 +178,21 @@ class Config:
 
 SCHEMAS: dict[str, dict[str, type]] = {
     "data": {"data": DataConfig},
-    "model": {"model": ModelConfig},
-    "optimizer": {"adam": AdamConfig, "rmsprop": RMSpropConfig, "sgd": SGDConfig},
+    "model": {"cnn": ModelConfig},
+    "optimizer": {"adam": AdamConfig, "adamw": AdamWConfig, "rmsprop": RMSpropConfig,
+                  "sgd": SGDConfig},
+    "scheduler": {"none": SchedulerConfig, "cosine": CosineConfig, "onecycle": OneCycleConfig},
     "aug": {"none": AugConfig, "flip": FlipConfig, "shift_rotate": ShiftRotateConfig},
     "regularization": {"regularization": RegularizationConfig},
     "backend": {"lightning": BackendConfig, "keras": KerasBackendConfig},
     "trainer": {"trainer": TrainerConfig},
     "logger": {"wandb": WandbConfig, "csv": LoggerConfig, "none": LoggerConfig},
 }
+
+
+def group_options(group: str) -> tuple[str, ...]:
+    """The options of a config group as Hydra offers them: the YAML files in conf/<group>/."""
+    return tuple(sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")))
 
 
 def register_configs() -> None:

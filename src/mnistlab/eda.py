@@ -25,19 +25,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, DictConfig
 
-from mnistlab.cli import fail, run_app
+from mnistlab.cli import run_app
 from mnistlab.config import DataConfig, LoggerConfig, PathsConfig
 from mnistlab.data import Splits, load_splits
 from mnistlab.eda_plots import (
@@ -48,9 +44,9 @@ from mnistlab.eda_plots import (
     plot_outliers,
     plot_samples,
 )
-from mnistlab.errors import DataError, MnistlabError
+from mnistlab.errors import DataError
+from mnistlab.lifecycle import Job, Tracking, run_job
 from mnistlab.outputs import write_json_atomically
-from mnistlab.tracking import run_name, start_wandb
 from mnistlab.validate import RULES, Rule, check_rules
 
 log = logging.getLogger(__name__)
@@ -282,22 +278,6 @@ def log_to_wandb(run: Any, figures: dict[str, Path], stats: dict[str, Any],
                         **{f"images/{s}": n for s, n in stats["totals"].items()}})
 
 
-@contextmanager
-def tracked(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> Iterator[Any]:
-    """The W&B run for logger=wandb (else None); finished with exit code 1 if the body fails."""
-    if cfg.logger.name != "wandb":
-        yield None
-        return
-    run = start_wandb(cfg, run_dir, name=run_name(overrides) or f"eda {cfg.data.name}",
-                      job_type="eda", tags=["eda", f"data:{cfg.data.name}"])
-    try:
-        yield run
-    except BaseException:
-        run.finish(exit_code=1)
-        raise
-    run.finish(exit_code=0)
-
-
 def explore(cfg: DictConfig, splits: Splits,
             run_dir: Path) -> tuple[dict[str, Path], dict[str, Any], list[dict]]:
     """Compute everything and write every file; returns the figures, stats and outlier rows."""
@@ -317,24 +297,23 @@ def explore(cfg: DictConfig, splits: Splits,
 
 
 def main(cfg: DictConfig) -> None:
-    """Hydra task. Bad input removes the run dir and exits with one `error:` line, like training."""
-    hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    try:
-        try:
-            validate_eda(cfg)
-            splits = load_splits(cfg.data)
-        except MnistlabError:
-            shutil.rmtree(run_dir, ignore_errors=True)
-            raise
-        with tracked(cfg, run_dir, list(hydra_cfg.overrides.task)) as wandb_run:
-            figures, stats, rows = explore(cfg, splits, run_dir)
-            if wandb_run is not None:
-                log_to_wandb(wandb_run, figures, stats, rows)
+    """Hydra task, under the same lifecycle as training: bad input removes the run dir and exits
+    with one `error:` line; stats.json, written last, marks a complete EDA."""
+
+    def prepare(job: Job) -> Splits:
+        validate_eda(cfg)
+        return load_splits(cfg.data)
+
+    def execute(job: Job, splits: Splits) -> None:
+        figures, stats, rows = explore(cfg, splits, job.run_dir)
+        if job.wandb_run is not None:
+            log_to_wandb(job.wandb_run, figures, stats, rows)
         log.info("EDA of %s (%s images; %d outlier rows) written to %s", splits.spec.title,
-                 stats["totals"], len(rows), run_dir)
-    except MnistlabError as e:
-        fail(e)  # one line, not Hydra's "Error executing job" and a traceback
+                 stats["totals"], len(rows), job.run_dir)
+
+    run_job(cfg, prepare=prepare, execute=execute, finish=lambda job: None,
+            tracking=Tracking(job_type="eda", tags=["eda", f"data:{cfg.data.name}"],
+                              default_name=f"eda {cfg.data.name}"))
 
 
 if __name__ == "__main__":

@@ -27,28 +27,53 @@ class FitResult:
 
 
 class EpochRecorder:
-    """Both backends hand each finished epoch here: one writer for metrics.csv and W&B metrics."""
+    """Both backends hand each finished epoch here: one writer for metrics.csv and W&B metrics.
+
+    With a learning-rate schedule the backends also hand over each step's lr (`log_step_lr`):
+    the epoch's `lr` is then the lr its last step trained with, and W&B gets every step's lr.
+    """
 
     def __init__(self, run_dir: Path, wandb_run: Any = None) -> None:
         self.path = run_dir / "metrics.csv"
         self.wandb_run = wandb_run
         self.rows: list[dict[str, float]] = []
+        self.step_lrs: list[float] = []  # the current epoch's, with a schedule
         with self.path.open("w", newline="") as f:
             csv.writer(f).writerow(METRIC_COLUMNS)
+
+    def log_step_lr(self, lr: float) -> None:
+        self.step_lrs.append(float(lr))
 
     def log_epoch(self, **values: float) -> None:
         row = {c: float(values[c]) for c in METRIC_COLUMNS}
         row["epoch"] = int(row["epoch"])
+        if self.step_lrs:
+            row["lr"] = self.step_lrs[-1]
         self.rows.append(row)
         with self.path.open("a", newline="") as f:
             csv.writer(f).writerow([row[c] for c in METRIC_COLUMNS])
         if self.wandb_run is not None:
-            self.wandb_run.log({WANDB_NAMES[c]: row[c] for c in METRIC_COLUMNS})
+            self.wandb_run.log({**{WANDB_NAMES[c]: row[c] for c in METRIC_COLUMNS},
+                                **self._wandb_step_lrs(row["epoch"])})
+        self.step_lrs = []
         if not math.isfinite(row["train_loss"]):
             raise NonFiniteLossError(
                 f"training loss is {row['train_loss']} after epoch {row['epoch']}; "
                 "the run diverged, try a smaller optimizer.lr"
             )
+
+
+    def _wandb_step_lrs(self, epoch: int) -> dict[str, Any]:
+        """This epoch's per-step lr as a W&B line plot in the epoch's row (one row per epoch)."""
+        if not self.step_lrs:
+            return {}
+        import wandb
+
+        first = (epoch - 1) * len(self.step_lrs)
+        table = wandb.Table(columns=["step", "lr"],
+                            data=[[first + i, lr] for i, lr in enumerate(self.step_lrs)])
+        title = f"lr per step, epoch {epoch}"
+        return {"lr/steps": wandb.plot.line(table, "step", "lr", title=title)}
 
 
 def _finite(value: Any) -> Any:

@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import math
-import shutil
-import sys
 import time
-import traceback
-from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mnistlab.backends import RunContext, get_fit
-from mnistlab.cli import fail
-from mnistlab.data import load_splits
-from mnistlab.errors import MnistlabError
+from mnistlab.data import Splits, load_splits
+from mnistlab.lifecycle import Job, Tracking, run_job
 from mnistlab.outputs import EpochRecorder, FitResult, build_summary, write_json_atomically
-from mnistlab.tracking import run_name, run_tags, start_wandb
+from mnistlab.tracking import run_tags
 from mnistlab.validate import validate
-
-
-def sweep_group(hydra_cfg: DictConfig) -> str | None:
-    """The jobs of one sweep share a W&B group: the sweep's name and start time."""
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return None
-    name = hydra_cfg.runtime.choices.get("sweeps") or "multirun"
-    return f"{name}-{Path(hydra_cfg.sweep.dir).name}"
 
 
 def sample_limits(cfg: DictConfig) -> tuple[int | None, int | None, int | None]:
@@ -42,58 +27,46 @@ def sample_limits(cfg: DictConfig) -> tuple[int | None, int | None, int | None]:
     )
 
 
-def train(cfg: DictConfig) -> float:
-    """Hydra task: returns the final validation accuracy (NaN if the run failed) for sweepers.
+class TrainingRun:
+    """The training job's three steps for `run_job`; it keeps what finish needs after a failure
+    (the epochs recorded so far)."""
 
-    In a single run, bad input (config values, data files) removes the run directory and raises,
-    so the user sees one line and no leftovers. In a multirun, any failure is recorded in the
-    job's summary.json and the sweep goes on; the sweep callback reports it at the end.
-    """
-    started = time.perf_counter()
-    hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    overrides = list(hydra_cfg.overrides.task)
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    rows: list[dict[str, float]] = []
-    result: FitResult | None = None
-    status, error, n_train = "failed", None, 0
-    wandb_run = None
-    try:
-        try:
-            validate(cfg)
-            data = load_splits(cfg.data).limited(*sample_limits(cfg))
-        except MnistlabError:
-            if not multirun:
-                shutil.rmtree(run_dir, ignore_errors=True)
-            raise
-        n_train = len(data.x_train)
-        if cfg.logger.name == "wandb":
-            wandb_run = start_wandb(cfg, run_dir, name=run_name(overrides),
-                                    job_type=cfg.backend.name, tags=run_tags(cfg),
-                                    group=sweep_group(hydra_cfg))
-        recorder = EpochRecorder(run_dir, wandb_run)
-        rows = recorder.rows
-        result = get_fit(cfg.backend.name)(cfg, data, RunContext(run_dir, recorder, wandb_run))
-        status = "completed"
-        if wandb_run is not None:
-            wandb_run.summary.update({"test/loss": result.test_loss, "test/acc": result.test_acc})
-    except BaseException as e:
-        error = str(e) if isinstance(e, MnistlabError) else f"{type(e).__name__}: {e}".rstrip(": ")
-        if isinstance(e, MnistlabError) and not multirun:
-            fail(e)  # one line, not Hydra's "Error executing job" and a traceback
-        if not multirun or isinstance(e, KeyboardInterrupt):
-            raise
-        if isinstance(e, MnistlabError):
-            sys.stderr.write(f"error: job {hydra_cfg.job.num}: {error}\n")
-        else:
-            traceback.print_exc()
-    finally:
-        if run_dir.exists():
-            summary = build_summary(
-                status=status, error=error, cfg=cfg, rows=rows, result=result, n_train=n_train,
-                wall_seconds=time.perf_counter() - started, overrides=overrides,
-            )
-            write_json_atomically(run_dir / "summary.json", summary)
-        if wandb_run is not None:
-            wandb_run.finish(exit_code=0 if status == "completed" else 1)
-    return rows[-1]["val_acc"] if rows and status == "completed" else math.nan
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        self.started = time.perf_counter()
+        self.recorder: EpochRecorder | None = None
+        self.n_train = 0
+
+    def prepare(self, job: Job) -> Splits:
+        validate(self.cfg)
+        return load_splits(self.cfg.data).limited(*sample_limits(self.cfg))
+
+    def execute(self, job: Job, data: Splits) -> FitResult:
+        self.n_train = len(data.x_train)
+        self.recorder = EpochRecorder(job.run_dir, job.wandb_run)
+        fit = get_fit(self.cfg.backend.name)
+        result = fit(self.cfg, data, RunContext(job.run_dir, self.recorder, job.wandb_run))
+        if job.wandb_run is not None:
+            job.wandb_run.summary.update({"test/loss": result.test_loss,
+                                          "test/acc": result.test_acc})
+        return result
+
+    @property
+    def rows(self) -> list[dict[str, float]]:
+        return self.recorder.rows if self.recorder else []
+
+    def finish(self, job: Job) -> None:
+        summary = build_summary(
+            status=job.status, error=job.error, cfg=self.cfg, rows=self.rows, result=job.result,
+            n_train=self.n_train, wall_seconds=time.perf_counter() - self.started,
+            overrides=job.overrides,
+        )
+        write_json_atomically(job.run_dir / "summary.json", summary)
+
+
+def train(cfg: DictConfig) -> float:
+    """Hydra task: returns the final validation accuracy (NaN if the run failed) for sweepers."""
+    run = TrainingRun(cfg)
+    job = run_job(cfg, prepare=run.prepare, execute=run.execute, finish=run.finish,
+                  tracking=Tracking(job_type=cfg.backend.name, tags=run_tags(cfg)))
+    return run.rows[-1]["val_acc"] if run.rows and job.status == "completed" else math.nan

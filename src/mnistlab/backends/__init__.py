@@ -13,9 +13,7 @@ from omegaconf import DictConfig
 
 from mnistlab.data import Splits
 from mnistlab.outputs import EpochRecorder, FitResult
-
-MODULES = {"lightning": "mnistlab.backends.lightning_trainer",
-           "keras": "mnistlab.backends.keras_trainer"}
+from mnistlab.registry import Registry
 
 
 @dataclass
@@ -28,7 +26,23 @@ class RunContext:
 
 
 Fit = Callable[[DictConfig, Splits, RunContext], FitResult]
+BACKENDS: Registry[Callable[[], Fit]] = Registry("backend")
+
+
+@BACKENDS.register("lightning")
+def _lightning() -> Fit:
+    return import_module("mnistlab.backends.lightning_trainer").fit
+
+
+@BACKENDS.register("keras")
+def _keras() -> Fit:
+    return import_module("mnistlab.backends.keras_trainer").fit
 
 
 def get_fit(name: str) -> Fit:
-    return import_module(MODULES[name]).fit
+    return BACKENDS[name]()
+
+
+def steps_per_epoch(cfg: DictConfig, data: Splits) -> int:
+    """Optimizer steps in one epoch on either backend: the last, smaller batch is kept."""
+    return -(-len(data.x_train) // cfg.data.batch_size)

@@ -1,5 +1,6 @@
-"""Augmentation as Keras layers at the front of the model: active only in training (fit), the
-identity in evaluate/predict; random parameters drawn per sample, on whole batches.
+"""The augmentation registry of the Keras side: layers at the front of the model, active only
+in training (fit), the identity in evaluate/predict; random parameters drawn per sample, on
+whole batches.
 
 The same semantics as torch_augment.py:
 - flip: each image flipped left-right with probability horizontal_p and up-down with vertical_p,
@@ -16,10 +17,16 @@ Import this only after `keras_env.import_keras` has chosen the backend.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import keras
 from keras import ops
 from omegaconf import DictConfig
+
+from mnistlab.registry import Registry
+
+# aug config -> the layers to put in front of the network (none: no layers)
+AUGMENTATIONS: Registry[Callable[[DictConfig], list[keras.layers.Layer]]] = Registry("aug")
 
 
 @keras.saving.register_keras_serializable(package="mnistlab")
@@ -99,11 +106,17 @@ class RandomShiftRotate(keras.layers.Layer):
                 "shift_x": self.shift_x, "shift_y": self.shift_y, "seed": self.seed}
 
 
-def augmentation_layers(aug: DictConfig) -> list[keras.layers.Layer]:
-    """The `aug` config group as layers to put in front of the CNN (none: no layers)."""
-    if aug.name == "flip":
-        return [RandomFlipP(aug.horizontal_p, aug.vertical_p, name="flip")]
-    if aug.name == "shift_rotate":
-        return [RandomShiftRotate(aug.rotation_degrees, aug.shift_x, aug.shift_y,
-                                  name="shift_rotate")]
+@AUGMENTATIONS.register("none")
+def no_augmentation(aug: DictConfig) -> list[keras.layers.Layer]:
     return []
+
+
+@AUGMENTATIONS.register("flip")
+def flip_augmentation(aug: DictConfig) -> list[keras.layers.Layer]:
+    return [RandomFlipP(aug.horizontal_p, aug.vertical_p, name="flip")]
+
+
+@AUGMENTATIONS.register("shift_rotate")
+def shift_rotate_augmentation(aug: DictConfig) -> list[keras.layers.Layer]:
+    return [RandomShiftRotate(aug.rotation_degrees, aug.shift_x, aug.shift_y,
+                              name="shift_rotate")]

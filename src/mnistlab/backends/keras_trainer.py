@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from mnistlab.backends import RunContext
+from mnistlab.backends import RunContext, steps_per_epoch
 from mnistlab.backends.keras_env import import_keras
 from mnistlab.data import Splits
 from mnistlab.errors import ConfigError, NonFiniteLossError
@@ -28,15 +28,16 @@ GPU_ACCELERATORS = ("gpu", "cuda", "mps")
 
 
 def as_images(x: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]: Lightning's x.float() / 255."""
+    """uint8 (N, H, W) -> float32 (N, H, W, 1) in [0, 1]: Lightning's x.float() / 255."""
     return np.ascontiguousarray(x, dtype=np.float32)[..., None] / np.float32(255)
 
 
-def callbacks(keras: ModuleType, recorder: EpochRecorder) -> list[Any]:
+def callbacks(keras: ModuleType, recorder: EpochRecorder, scheduled: bool) -> list[Any]:
     """The two callbacks that every run has, built once keras is imported."""
 
     class EpochRecordCallback(keras.callbacks.Callback):
-        """Hands each finished epoch (training and validation) to the shared recorder.
+        """Hands each finished epoch (training and validation) to the shared recorder, and with
+        a schedule each step's lr (the schedule at optimizer.iterations, before the step).
 
         This is also the W&B integration: the recorder logs each row to the run's W&B run. One
         writer for both backends keeps metrics.csv and the W&B metric names identical; wandb's
@@ -49,6 +50,11 @@ def callbacks(keras: ModuleType, recorder: EpochRecorder) -> list[Any]:
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.started = time.perf_counter()
+
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            if scheduled:
+                lr = self.model.optimizer.learning_rate
+                recorder.log_step_lr(float(keras.ops.convert_to_numpy(lr)))
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             # called after the epoch's validation, so the time includes it (as in Lightning)
@@ -109,19 +115,26 @@ def configure(keras: ModuleType, t: DictConfig) -> None:
 
 def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
     keras = import_keras(cfg.backend.keras_backend)
-    from mnistlab.backends.keras_augment import augmentation_layers
-    from mnistlab.backends.keras_model import build_cnn, build_optimizer, count_params
+    from mnistlab.backends.keras_augment import AUGMENTATIONS
+    from mnistlab.backends.keras_model import MODELS, count_params
+    from mnistlab.backends.keras_optim import OPTIMIZERS
+    from mnistlab.backends.keras_schedule import SCHEDULES
 
     t = cfg.trainer
     configure(keras, t)
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(PRECISION_POLICIES[str(t.precision)])
     try:  # layers take the policy when built; the global one goes back afterwards
-        model = build_cnn(cfg.model, cfg.regularization.weight, augmentation_layers(cfg.aug))
+        model = MODELS[cfg.model.name](cfg.model, data.spec.image_shape, data.spec.num_classes,
+                                       cfg.regularization.weight,
+                                       AUGMENTATIONS[cfg.aug.name](cfg.aug))
     finally:
         keras.config.set_dtype_policy(previous_policy)
+    steps = steps_per_epoch(cfg, data)
+    lr = SCHEDULES[cfg.scheduler.name](cfg.scheduler, cfg.optimizer.lr, steps,
+                                       steps * t.max_epochs)
     model.compile(
-        optimizer=build_optimizer(cfg.optimizer),
+        optimizer=OPTIMIZERS[cfg.optimizer.name](cfg.optimizer, lr),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
     )
@@ -132,7 +145,7 @@ def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     best = str(run_dir / "checkpoints" / "best.keras")
     run_callbacks = [
-        *callbacks(keras, ctx.recorder),
+        *callbacks(keras, ctx.recorder, scheduled=not isinstance(lr, float)),
         keras.callbacks.ModelCheckpoint(best, monitor="val_acc", mode="max", save_best_only=True),
         keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "last.keras")),
     ]

@@ -1,4 +1,8 @@
-"""The LightningModule: the CNN, its loss with the L2 penalty, metrics and optimizer."""
+"""The LightningModule: the network, its loss with the L2 penalty, metrics, optimizer, schedule.
+
+Every choice is looked up in the torch-side registries (torch_model, torch_augment, torch_optim,
+torch_schedule): this module routes nothing by name.
+"""
 
 from __future__ import annotations
 
@@ -9,33 +13,25 @@ from omegaconf import DictConfig
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from mnistlab.backends.torch_augment import augment
-from mnistlab.backends.torch_model import build_cnn, l2_penalty
-from mnistlab.backends.torch_optim import KerasRMSprop
+from mnistlab.backends.torch_augment import AUGMENTATIONS
+from mnistlab.backends.torch_model import MODELS, l2_penalty
+from mnistlab.backends.torch_optim import OPTIMIZERS
+from mnistlab.backends.torch_schedule import SCHEDULES
 from mnistlab.errors import NonFiniteLossError
-
-
-def build_optimizer(params, opt: DictConfig) -> torch.optim.Optimizer:
-    """Every hyperparameter comes from the config, so both backends use the same numbers."""
-    if opt.name == "adam":
-        return torch.optim.Adam(params, lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps)
-    if opt.name == "rmsprop":  # Keras' eps placement, not torch's: see torch_optim.py
-        return KerasRMSprop(params, lr=opt.lr, rho=opt.rho, eps=opt.eps, momentum=opt.momentum)
-    if opt.name == "sgd":
-        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov)
-    raise ValueError(f"unknown optimizer {opt.name}")
 
 
 class CNNModule(pl.LightningModule):
     """Batches arrive as uint8 images on the device; scaling and augmentation happen here."""
 
-    def __init__(self, cfg: DictConfig) -> None:
+    def __init__(self, cfg: DictConfig, image_shape: tuple[int, int], num_classes: int,
+                 steps_per_epoch: int = 1) -> None:
         super().__init__()
         self.cfg = cfg
-        self.net = build_cnn(cfg.model)
-        n = cfg.model.num_classes
+        self.steps_per_epoch = steps_per_epoch
+        self.net = MODELS[cfg.model.name](cfg.model, image_shape, num_classes)
+        self.augment = AUGMENTATIONS[cfg.aug.name](cfg.aug)
         stages = ("train", "val", "test")  # ModuleDict keys must not shadow Module.train
-        self.acc = torch.nn.ModuleDict({f"{s}_": MulticlassAccuracy(n, average="micro")
+        self.acc = torch.nn.ModuleDict({f"{s}_": MulticlassAccuracy(num_classes, average="micro")
                                         for s in stages})
         self.loss = torch.nn.ModuleDict({f"{s}_": MeanMetric() for s in stages})
 
@@ -46,7 +42,7 @@ class CNNModule(pl.LightningModule):
         x, y = batch
         x = x.unsqueeze(1).float().div_(255)
         if stage == "train":
-            x = augment(x, self.cfg.aug)
+            x = self.augment(x)
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         if self.cfg.regularization.weight > 0:
@@ -74,5 +70,12 @@ class CNNModule(pl.LightningModule):
     def test_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "test")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return build_optimizer(self.parameters(), self.cfg.optimizer)
+    def configure_optimizers(self):
+        optimizer = OPTIMIZERS[self.cfg.optimizer.name](self.parameters(), self.cfg.optimizer)
+        scheduler = SCHEDULES[self.cfg.scheduler.name](
+            optimizer, self.cfg.scheduler, self.steps_per_epoch,
+            self.steps_per_epoch * self.cfg.trainer.max_epochs)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

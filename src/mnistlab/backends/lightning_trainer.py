@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 
-from mnistlab.backends import RunContext
+from mnistlab.backends import RunContext, steps_per_epoch
 from mnistlab.backends.lightning_module import CNNModule
 from mnistlab.backends.tensor_batches import TensorBatches
 from mnistlab.backends.torch_model import count_params
@@ -19,11 +19,17 @@ from mnistlab.outputs import EpochRecorder, FitResult
 
 
 class EpochRecordCallback(pl.Callback):
-    """Hands each finished epoch (training and validation) to the shared recorder."""
+    """Hands each finished epoch (training and validation) to the shared recorder, and with a
+    schedule each step's lr (read before the step: Lightning steps the scheduler after it)."""
 
     def __init__(self, recorder: EpochRecorder) -> None:
         self.recorder = recorder
         self.started = 0.0
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                             batch: object, batch_idx: int) -> None:
+        if trainer.lr_scheduler_configs:
+            self.recorder.log_step_lr(trainer.optimizers[0].param_groups[0]["lr"])
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.started = time.perf_counter()
@@ -57,9 +63,9 @@ def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
         mode="max", save_last=True, auto_insert_metric_name=False,
     )
     loggers = _loggers(cfg, ctx)
+    # the recorder logs the lr for both backends; Lightning's LearningRateMonitor would add a
+    # second W&B row per epoch
     callbacks: list[pl.Callback] = [EpochRecordCallback(ctx.recorder), checkpoints]
-    if loggers:
-        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
         precision=t.precision, deterministic=t.deterministic,
@@ -72,7 +78,8 @@ def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
     train = TensorBatches(data.x_train, data.y_train, bs, device, shuffle=True, seed=t.seed)
     val = TensorBatches(data.x_val, data.y_val, ebs, device)
     test = TensorBatches(data.x_test, data.y_test, ebs, device)
-    module = CNNModule(cfg)
+    module = CNNModule(cfg, data.spec.image_shape, data.spec.num_classes,
+                       steps_per_epoch(cfg, data))
     trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     trainer.test(module, dataloaders=test, ckpt_path="best", verbose=False)
     m = trainer.callback_metrics

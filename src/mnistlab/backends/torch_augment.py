@@ -1,4 +1,5 @@
-"""Batch augmentation on the training device, with random parameters drawn per sample.
+"""The augmentation registry of the torch side: whole-batch transforms on the training device,
+with random parameters drawn per sample (keras_augment.py has the same names and semantics).
 
 One affine grid per batch (torch's affine_grid/grid_sample) rather than torchvision's v2
 transforms, which draw one set of parameters for a whole batch tensor.
@@ -7,10 +8,16 @@ transforms, which draw one set of parameters for a whole batch tensor.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
+
+from mnistlab.registry import Registry
+
+Augment = Callable[[torch.Tensor], torch.Tensor]  # float batch (N, 1, H, W) -> same shape
+AUGMENTATIONS: Registry[Callable[[DictConfig], Augment]] = Registry("aug")
 
 
 def flip(x: torch.Tensor, horizontal_p: float, vertical_p: float) -> torch.Tensor:
@@ -39,10 +46,16 @@ def shift_rotate(x: torch.Tensor, degrees: float, shift_x: float, shift_y: float
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def augment(x: torch.Tensor, aug: DictConfig) -> torch.Tensor:
-    """Apply the `aug` config group to a float batch (N, 1, H, W)."""
-    if aug.name == "flip":
-        return flip(x, aug.horizontal_p, aug.vertical_p)
-    if aug.name == "shift_rotate":
-        return shift_rotate(x, aug.rotation_degrees, aug.shift_x, aug.shift_y)
-    return x
+@AUGMENTATIONS.register("none")
+def no_augmentation(aug: DictConfig) -> Augment:
+    return lambda x: x
+
+
+@AUGMENTATIONS.register("flip")
+def flip_augmentation(aug: DictConfig) -> Augment:
+    return lambda x: flip(x, aug.horizontal_p, aug.vertical_p)
+
+
+@AUGMENTATIONS.register("shift_rotate")
+def shift_rotate_augmentation(aug: DictConfig) -> Augment:
+    return lambda x: shift_rotate(x, aug.rotation_degrees, aug.shift_x, aug.shift_y)

@@ -1,27 +1,36 @@
-"""The study's CNN in PyTorch, and its L2 penalty with Keras' semantics."""
+"""The model registry of the torch side (the study's CNN), and the L2 penalty with Keras'
+semantics; keras_model.py builds the same networks."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
-IMAGE_SIZE = 28
+from mnistlab.registry import Registry
+
+# (model config, image (height, width), classes) -> a network from (N, 1, H, W) floats to logits
+ModelBuilder = Callable[[DictConfig, tuple[int, int], int], nn.Module]
+MODELS: Registry[ModelBuilder] = Registry("model")
 
 
-def build_cnn(model: DictConfig) -> nn.Sequential:
+@MODELS.register("cnn")
+def build_cnn(model: DictConfig, image_shape: tuple[int, int], num_classes: int) -> nn.Sequential:
     """Conv-ReLU-MaxPool per entry of `channels` -> Flatten -> Dropout -> Dense-ReLU -> Dense."""
     layers: list[nn.Module] = []
-    in_ch, size = 1, IMAGE_SIZE
+    (height, width), in_ch = image_shape, 1
     for ch in model.channels:
         layers += [nn.Conv2d(in_ch, ch, model.kernel_size), nn.ReLU(), nn.MaxPool2d(2)]
-        in_ch, size = ch, (size - model.kernel_size + 1) // 2
+        in_ch = ch
+        height, width = ((side - model.kernel_size + 1) // 2 for side in (height, width))
     layers += [
         nn.Flatten(),
         nn.Dropout(model.dropout),
-        nn.Linear(in_ch * size * size, model.dense_units),
+        nn.Linear(in_ch * height * width, model.dense_units),
         nn.ReLU(),
-        nn.Linear(model.dense_units, model.num_classes),
+        nn.Linear(model.dense_units, num_classes),
     ]
     net = nn.Sequential(*layers)
     for m in kernel_layers(net):  # Keras' defaults, so both backends start from one distribution

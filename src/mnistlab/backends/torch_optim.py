@@ -1,4 +1,7 @@
-"""RMSprop with Keras' update rule, for the Lightning backend.
+"""The optimizer registry of the torch side, and RMSprop with Keras' update rule.
+
+Every hyperparameter comes from the config, so both backends use the same numbers; the Keras
+builders of the same names are in keras_optim.py.
 
 torch.optim.RMSprop divides by sqrt(v) + eps, Keras by sqrt(v + eps); where gradients are near
 sqrt(eps) (3e-4 for eps 1e-7) torch takes larger steps. The study's runs used Keras' rule and both
@@ -10,6 +13,34 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import torch
+from omegaconf import DictConfig
+
+from mnistlab.registry import Registry
+
+OptimizerBuilder = Callable[[Iterable, DictConfig], torch.optim.Optimizer]
+OPTIMIZERS: Registry[OptimizerBuilder] = Registry("optimizer")
+
+
+@OPTIMIZERS.register("adam")
+def adam(params: Iterable, opt: DictConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps)
+
+
+@OPTIMIZERS.register("adamw")
+def adamw(params: Iterable, opt: DictConfig) -> torch.optim.Optimizer:
+    """Decoupled decay: w -= lr * weight_decay * w before the Adam step, as Keras' AdamW."""
+    return torch.optim.AdamW(params, lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=opt.eps,
+                             weight_decay=opt.weight_decay)
+
+
+@OPTIMIZERS.register("rmsprop")
+def rmsprop(params: Iterable, opt: DictConfig) -> torch.optim.Optimizer:
+    return KerasRMSprop(params, lr=opt.lr, rho=opt.rho, eps=opt.eps, momentum=opt.momentum)
+
+
+@OPTIMIZERS.register("sgd")
+def sgd(params: Iterable, opt: DictConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov)
 
 
 class KerasRMSprop(torch.optim.Optimizer):

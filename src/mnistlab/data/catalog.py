@@ -1,4 +1,7 @@
-"""What each dataset is: its four IDX files, their official md5s and its class names."""
+"""What each dataset is: its four IDX files, their official md5s, its image shape and classes.
+
+This dict is the dataset registry: adding a dataset means an entry here and conf/data/<name>.yaml.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,12 @@ class DatasetSpec:
     files: dict[str, str]  # role -> file name
     md5: dict[str, str]  # file name -> md5 of the official .gz, checked on download
     classes: tuple[str, ...]
+    image_shape: tuple[int, int] = (28, 28)  # (height, width), one channel
+    train_size: int = 60_000  # images in the official training file, before the val split
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
 
 
 def _files(prefix: str = "") -> dict[str, str]:

@@ -1,0 +1,107 @@
+"""The extension points: one registry per kind and backend, with the config groups' names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from mnistlab.backends import BACKENDS
+from mnistlab.backends.keras_env import import_keras
+from mnistlab.config import SCHEMAS, group_options
+from mnistlab.data.catalog import DATASETS
+from mnistlab.errors import ConfigError
+from mnistlab.registry import Registry
+from mnistlab.validate import validate
+
+import_keras("tensorflow")  # before the Keras-side registries import keras
+
+from mnistlab.backends import (  # noqa: E402
+    keras_augment,
+    keras_model,
+    keras_optim,
+    keras_schedule,
+    torch_augment,
+    torch_model,
+    torch_optim,
+    torch_schedule,
+)
+
+REGISTRIES = {  # config group -> (torch side, Keras side)
+    "optimizer": (torch_optim.OPTIMIZERS, keras_optim.OPTIMIZERS),
+    "scheduler": (torch_schedule.SCHEDULES, keras_schedule.SCHEDULES),
+    "aug": (torch_augment.AUGMENTATIONS, keras_augment.AUGMENTATIONS),
+    "model": (torch_model.MODELS, keras_model.MODELS),
+}
+
+
+@pytest.mark.parametrize("group", list(REGISTRIES))
+def test_both_backends_register_every_option_of_the_group(group: str) -> None:
+    torch_side, keras_side = REGISTRIES[group]
+    assert torch_side.names() == keras_side.names() == group_options(group)
+
+
+def test_datasets_backends_and_schemas_match_their_groups() -> None:
+    assert tuple(sorted(DATASETS)) == group_options("data")
+    assert BACKENDS.names() == group_options("backend")
+    for group in ("model", "optimizer", "scheduler", "aug", "backend", "logger"):
+        assert tuple(sorted(SCHEMAS[group])) == group_options(group), group
+
+
+@pytest.mark.parametrize("group", list(REGISTRIES))
+def test_an_unknown_name_is_one_line_naming_the_group_and_the_options(group: str) -> None:
+    for registry in REGISTRIES[group]:
+        with pytest.raises(ConfigError) as info:
+            registry["bogus"]
+        message = str(info.value)
+        assert message == (f"unknown option 'bogus' for {group}; choose one of: "
+                           f"{', '.join(group_options(group))}")
+
+
+def test_a_name_registered_twice_is_a_programming_error() -> None:
+    registry: Registry = Registry("thing")
+    registry.register("a")(len)
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register("a")(len)
+
+
+@pytest.mark.parametrize("override", ["aug.name=rotate", "optimizer.name=lion",
+                                      "scheduler.name=step", "model.name=mlp"])
+def test_an_overridden_unknown_name_is_rejected_not_ignored(compose_cfg, override: str) -> None:
+    key, value = override.split("=")
+    group = key.split(".")[0]
+    with pytest.raises(ConfigError) as info:
+        validate(compose_cfg([override]))
+    assert str(info.value) == (f"{key}={value} is not allowed; expected one of "
+                               f"{', '.join(group_options(group))}")
+
+
+def test_every_option_builds_on_both_backends(compose_cfg) -> None:
+    """Each registered builder turns its own YAML into an object on either side."""
+    import torch
+
+    for name in group_options("optimizer"):
+        opt = compose_cfg([f"optimizer={name}"]).optimizer
+        assert torch_optim.OPTIMIZERS[name]([torch.nn.Parameter(torch.zeros(2))], opt)
+        assert keras_optim.OPTIMIZERS[name](opt, opt.lr)
+    for name in group_options("aug"):
+        aug = compose_cfg([f"aug={name}"]).aug
+        x = torch.rand(2, 1, 28, 28)
+        assert torch_augment.AUGMENTATIONS[name](aug)(x).shape == x.shape
+        assert isinstance(keras_augment.AUGMENTATIONS[name](aug), list)
+    model = compose_cfg().model
+    for shape in ((28, 28), (32, 24)):  # the dataset's image shape, not a constant
+        net = torch_model.MODELS["cnn"](model, shape, 7)
+        assert net(torch.zeros(1, 1, *shape)).shape == (1, 7)
+        keras_net = keras_model.MODELS["cnn"](model, shape, 7, 0.0, [])
+        assert tuple(keras_net(np.zeros((1, *shape, 1), "float32")).shape) == (1, 7)
+
+
+def test_defaults_of_the_new_options(compose_cfg) -> None:
+    cfg = compose_cfg()
+    assert cfg.scheduler.name == "none"  # every existing recipe keeps a constant lr
+    adamw = compose_cfg(["optimizer=adamw"]).optimizer
+    assert OmegaConf.to_container(adamw) == dict(name="adamw", lr=1e-3, beta1=0.9, beta2=0.999,
+                                                 eps=1e-7, weight_decay=0.01)
+    onecycle = compose_cfg(["scheduler=onecycle"]).scheduler
+    assert (onecycle.pct_start, onecycle.div_factor, onecycle.final_div_factor) == (0.3, 25, 1e4)
