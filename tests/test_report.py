@@ -1,26 +1,35 @@
-"""mnistlab.report on hand-built run directories: exact tables, overfit flags, plots, CLI."""
+"""mnistlab.report on hand-built run directories: exact tables, overfit flags, groups of seeds
+and their statistics against textbook formulas, matched effects, the study's numbers and claims,
+figures, CLI."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import matplotlib.image
 import pytest
 import yaml
+from scipy import stats
 
 from mnistlab.report import (
     OVERFIT_GAP,
     NoRunsError,
     Report,
+    factor_keys,
     overfit_reason,
+    read_confusion,
     varying_keys,
     write_report,
 )
+from mnistlab.report_plots import epoch_band
+from mnistlab.report_stats import Obs, factor_effects, load_study, matched_samples
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -84,8 +93,16 @@ def make_run(
     val_loss: list[float] | None = FALLING,
     overrides: list[str] | None = None,
     error: str | None = None,
+    seed: int = 42,
+    backend: str = "lightning",
+    settings: dict[str, Any] | None = None,
+    confusion: str | None = None,
 ) -> Path:
-    """Write a run dir the way the framework does: .hydra/, metrics.csv, summary.json."""
+    """Write a run dir the way the framework does: .hydra/, metrics.csv, summary.json.
+
+    ``settings`` sets dotted config keys ("model.dropout": 0.5) over the base config;
+    ``confusion`` is written as confusion.csv.
+    """
     hydra = run_dir / ".hydra"
     hydra.mkdir(parents=True)
     config = {
@@ -94,14 +111,23 @@ def make_run(
         "optimizer": {"name": optimizer, "lr": lr},
         "aug": {"name": aug, "p": 0.5} if aug != "none" else {"name": aug},
         "regularization": {"weight": 0.0},
-        "backend": {"name": "lightning"},
-        "trainer": {"max_epochs": 5, "seed": 42},
+        "backend": {"name": backend, **({"keras_backend": "tensorflow"} if backend == "keras"
+                                        else {})},  # fmt: skip
+        "trainer": {"max_epochs": 5, "seed": seed},
         "logger": {"name": f"job-{run_dir.name}", "project": "mnistlab"},
         "paths": {"output_dir": str(run_dir)},
     }
+    for key, value in (settings or {}).items():
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
     if overrides is None:
         overrides = [f"optimizer={optimizer}", f"aug={aug}", "trainer.max_epochs=5"]
     (hydra / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if confusion is not None:
+        (run_dir / "confusion.csv").write_text(confusion)
     (hydra / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     (hydra / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"mode": "MULTIRUN"}}))
     if train_loss is not None and val_loss is not None:
@@ -115,9 +141,9 @@ def make_run(
     summary = {
         "status": "failed" if error else "completed",
         "error": error,
-        "backend": "lightning",
+        "backend": backend,
         "dataset": "mnist",
-        "seed": 42,
+        "seed": seed,
         "epochs_completed": len(train_loss or []),
         "params": 1234,
         "train_loss": None if error else 0.12,
@@ -169,7 +195,9 @@ def test_sweep_table_is_exact(swept: tuple[Path, Report]) -> None:
     assert report.columns == EXPECTED_CSV[0]
     # aug.p exists only for flip: it follows from aug.name, so it is no column of its own
     assert report.varying == ["optimizer.name", "optimizer.lr", "aug.name"]
-    assert report.factors == ["optimizer", "aug"]
+    # factors come from the resolved configs; lr (0.01 only with sgd) and aug.p follow the names
+    assert report.factors == ["optimizer.name", "aug.name"]
+    assert report.folded == {"optimizer.name": ["optimizer.lr"], "aug.name": ["aug.p"]}
     assert [r["run"] for r in report.rows] == ["1", "0", "2", "3", "4"]
     assert {r["run"]: r["overfit"] for r in report.rows} == {
         "1": "no", "0": "no", "2": "yes", "3": "yes", "4": "no"
@@ -180,7 +208,9 @@ def test_sweep_table_is_exact(swept: tuple[Path, Report]) -> None:
         "2": "val_loss rose 0.2500 -> 0.3100 while train_loss fell 0.3000 -> 0.1200 (epochs 2-5)",
         "3": f"train_acc - val_acc = 0.0600 > {OVERFIT_GAP}",
     }
-    assert set(report.paths) == {"runs.csv", "report.md", "curves.png", "ablation.png"}
+    assert set(report.paths) == {
+        "runs.csv", "groups.csv", "effects.csv", "report.md", "curves.png", "ablation.png"
+    }  # fmt: skip
     assert sorted(p.name for p in sweep.iterdir() if p.name.startswith(".")) == []  # no tmp files
 
 
@@ -307,3 +337,372 @@ def test_cli_no_runs(tmp_path: Path) -> None:
         write_report([tmp_path], tmp_path, show=False)
     with pytest.raises(NoRunsError):
         write_report([tmp_path / "missing"], tmp_path, show=False)
+
+
+# ---------------------------------------------------------------------------- seeds and groups
+
+T975_2 = 4.302652729911275  # t(0.975, df=2): the 95 % CI of a mean over 3 seeds
+SEEDS = (1, 2, 3)
+# (optimizer, aug) -> test accuracy per seed: Adam clearly ahead, flip vs none within the noise
+TEST_ACC = {
+    ("adam", "none"): (0.980, 0.982, 0.979),
+    ("adam", "flip"): (0.975, 0.978, 0.976),
+    ("rmsprop", "none"): (0.970, 0.968, 0.971),
+    ("rmsprop", "flip"): (0.966, 0.969, 0.965),
+}
+
+
+def seed_results(test: float, seed: int, aug: str = "none") -> dict[str, Any]:
+    """train and val follow test with their own wobble per seed, so every metric has a spread."""
+    val = test + 0.001 * seed
+    train = test + (-0.02 if aug == "flip" else 0.01) + 0.002 * seed**2
+    return dict(train_acc=train, val_acc=val, test_acc=test, best_val_acc=val, best_epoch=5,
+                wall_seconds=10.0)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
+    """A 2 optimizers x 2 augs sweep over 3 seeds (12 runs) and its report."""
+    root = tmp_path_factory.mktemp("seeded")
+    for (opt, aug), accs in TEST_ACC.items():
+        for seed, acc in zip(SEEDS, accs, strict=True):
+            overrides = [f"optimizer={opt}", f"aug={aug}", f"trainer.seed={seed}"]
+            make_run(root / f"{opt}-{aug}-{seed}", optimizer=opt, aug=aug, seed=seed,
+                     results=seed_results(acc, seed, aug), overrides=overrides)  # fmt: skip
+    return root, write_report([root], root, show=False)
+
+
+def by_hand(values: list[float]) -> tuple[float, float, float, float]:
+    """mean, sample std and the 95 % t interval of 3 values, from the textbook formulas."""
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    half = T975_2 * std / math.sqrt(len(values))
+    return mean, std, mean - half, mean + half
+
+
+def test_groups_pool_seeds_with_mean_std_and_t_interval(seeded: tuple[Path, Report]) -> None:
+    root, report = seeded
+    assert report.factors == ["optimizer.name", "aug.name"]  # the seed is never a factor...
+    assert "trainer.seed" in report.varying  # ...but a column of the runs table
+    assert len(read_csv(root / "runs.csv")) == 1 + 12  # still a row per run
+    groups = {g.label: g for g in report.groups}
+    assert set(groups) == {f"optimizer.name={o} aug.name={a}" for o, a in TEST_ACC}
+    groups_csv = {row["group"]: row for row in csv.DictReader((root / "groups.csv").open())}
+    md = (root / "report.md").read_text()
+    for (opt, aug), accs in TEST_ACC.items():
+        label = f"optimizer.name={opt} aug.name={aug}"
+        group = groups[label]
+        assert (group.n, group.failed, group.seeds) == (3, 0, [1, 2, 3])
+        results = [seed_results(acc, seed, aug) for seed, acc in zip(SEEDS, accs, strict=True)]
+        for metric in ("train_acc", "val_acc", "test_acc", "gap"):
+            values = [r["train_acc"] - r["val_acc"] if metric == "gap" else r[metric]
+                      for r in results]  # fmt: skip
+            expected = by_hand(values)
+            s = group.stats[metric]
+            assert s.n == 3
+            assert (s.mean, s.std, s.ci_low, s.ci_high) == pytest.approx(expected, abs=1e-9)
+            row = groups_csv[label]
+            assert row["n"] == "3"
+            written = [float(row[f"{metric}_{k}"]) for k in ("mean", "std", "ci_low", "ci_high")]
+            assert written == pytest.approx(expected, abs=1e-9)
+        mean, std, low, high = by_hand(list(accs))
+        assert f"{mean:.4f} ± {std:.4f} [{low:.4f}, {high:.4f}]" in md
+    assert "trainer.seed=" not in md  # labels never name the seed
+
+
+def test_single_run_group_has_no_std_or_interval(swept: tuple[Path, Report]) -> None:
+    sweep, report = swept
+    rows = list(csv.DictReader((sweep / "groups.csv").open()))
+    assert len(rows) == len(report.groups) == 5
+    best = rows[0]
+    assert best["group"] == "optimizer.name=adam aug.name=flip" and best["n"] == "1"
+    assert float(best["test_acc_mean"]) == 0.977
+    assert best["test_acc_std"] == best["test_acc_ci_low"] == best["test_acc_ci_high"] == ""
+    failed = rows[-1]
+    assert (failed["n"], failed["failed"], failed["test_acc_mean"]) == ("0", "1", "")
+
+
+def welch_by_hand(a: list[float], b: list[float]) -> tuple[float, float, float, float]:
+    """mean(a) - mean(b), its standard error, the Welch-Satterthwaite df and the two-sided p."""
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1) / len(a)
+    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1) / len(b)
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return ma - mb, se, df, 2 * stats.t.sf(abs((ma - mb) / se), df)
+
+
+def test_effects_compare_matched_levels_by_welch(seeded: tuple[Path, Report]) -> None:
+    root, report = seeded
+    effects = {(e.factor, e.level, e.vs): e for e in report.effects}
+    assert set(effects) == {("optimizer.name", "adam", "rmsprop"), ("aug.name", "flip", "none")}
+    assert report.unmatched == 0
+    adam = [*TEST_ACC["adam", "none"], *TEST_ACC["adam", "flip"]]
+    rmsprop = [*TEST_ACC["rmsprop", "none"], *TEST_ACC["rmsprop", "flip"]]
+    diff, se, df, p = welch_by_hand(adam, rmsprop)
+    e = effects["optimizer.name", "adam", "rmsprop"]
+    assert (e.strata, e.balanced, e.result.n_a, e.result.n_b) == (2, True, 6, 6)
+    assert diff > 0 and e.result.diff == pytest.approx(diff)
+    assert e.result.df == pytest.approx(df) and e.result.p == pytest.approx(p, rel=1e-9)
+    half = stats.t.ppf(0.975, df) * se
+    assert (e.result.ci_low, e.result.ci_high) == pytest.approx((diff - half, diff + half))
+    assert p < 0.05 and e.verdict == "better"
+
+    flip = [*TEST_ACC["adam", "flip"], *TEST_ACC["rmsprop", "flip"]]
+    none = [*TEST_ACC["adam", "none"], *TEST_ACC["rmsprop", "none"]]
+    diff, _, _, p = welch_by_hand(flip, none)
+    e = effects["aug.name", "flip", "none"]
+    assert diff < 0 and e.result.diff == pytest.approx(diff)
+    assert e.result.p == pytest.approx(p, rel=1e-9) and p > 0.05
+    assert e.verdict == "no clear difference at 6 vs 6 runs"
+
+    rows = {(r["factor"], r["level"]): r for r in csv.DictReader((root / "effects.csv").open())}
+    assert float(rows["aug.name", "flip"]["p"]) == pytest.approx(p, rel=1e-9)
+    assert rows["optimizer.name", "adam"]["verdict"] == "better"
+    md = (root / "report.md").read_text()
+    assert "## Effects on test accuracy" in md and "matched" in md
+
+
+def test_unbalanced_strata_are_trimmed_and_unmatched_levels_not_compared() -> None:
+    def obs(opt: str, aug: str, seed: int, value: float) -> Obs:
+        return Obs({"optimizer.name": opt, "aug.name": aug}, seed, value)
+
+    runs = [
+        obs("adam", "none", 3, 0.99), obs("adam", "none", 1, 0.98), obs("adam", "none", 2, 0.97),
+        obs("sgd", "none", 1, 0.90), obs("sgd", "none", 2, 0.91),  # seed 3 failed
+        obs("adam", "flip", 1, 0.96), obs("sgd", "flip", 1, 0.89), obs("sgd", "flip", 2, 0.88),
+    ]  # fmt: skip
+    a, b, strata, balanced = matched_samples(runs, "optimizer.name", "adam", "sgd")
+    # none holds 3 adam and 2 sgd runs, flip 1 and 2: not the same shares, so each stratum keeps
+    # its lowest seeds, as many of each level
+    assert (strata, balanced) == (2, False)
+    assert (sorted(a), sorted(b)) == ([0.96, 0.97, 0.98], [0.89, 0.90, 0.91])
+    # rmsprop ran only with shift_rotate: no stratum holds it with another optimizer
+    runs.append(obs("rmsprop", "shift_rotate", 1, 0.95))
+    levels = {"optimizer.name": ["adam", "rmsprop", "sgd"],
+              "aug.name": ["flip", "none", "shift_rotate"]}  # fmt: skip
+    effects, unmatched = factor_effects(runs, levels)
+    assert [(e.factor, e.level, e.vs) for e in effects] == [
+        ("optimizer.name", "adam", "sgd"), ("aug.name", "flip", "none")
+    ]  # fmt: skip
+    assert unmatched == 4  # adam/rmsprop, rmsprop/sgd, flip/shift_rotate, none/shift_rotate
+
+
+def test_factor_keys_fold_what_follows_from_another_key() -> None:
+    configs = [
+        {"optimizer.name": "adam", "optimizer.beta1": 0.9,
+         "regularization.name": "none", "regularization.weight": 0.0},
+        {"optimizer.name": "rmsprop", "optimizer.rho": 0.9,
+         "regularization.name": "l2", "regularization.weight": 0.001},
+        {"optimizer.name": "adam", "optimizer.beta1": 0.9,
+         "regularization.name": "l2", "regularization.weight": 0.0001},
+        {"optimizer.name": "rmsprop", "optimizer.rho": 0.9,
+         "regularization.name": "none", "regularization.weight": 0.0},
+    ]  # fmt: skip
+    # beta1/rho exist only for one optimizer; the L2 name follows from its weight (0 -> none)
+    assert factor_keys(configs) == {
+        "optimizer.name": ["optimizer.beta1", "optimizer.rho"],
+        "regularization.weight": ["regularization.name"],
+    }
+    # two rho values within rmsprop: rho is a setting of its own, not a follower of the name
+    configs = [{"optimizer.name": "adam"}, *({"optimizer.name": "rmsprop", "optimizer.rho": rho}
+                                             for rho in (0.9, 0.8))]  # fmt: skip
+    assert factor_keys(configs) == {"optimizer.name": [], "optimizer.rho": []}
+    assert varying_keys(configs) == ["optimizer.name", "optimizer.rho"]
+
+
+def test_groups_and_factors_come_from_resolved_configs_not_overrides(tmp_path: Path) -> None:
+    """The seed_runs sweep beside a cross-backend sweep: by their overrides the experiments'
+    backend is "(default)", yet one ran on Keras and one on Lightning."""
+    seed_runs, cross = tmp_path / "seed_runs", tmp_path / "cross"
+    for i, (exp, backend) in enumerate([("seed_tf_run3", "keras"), ("seed_pt_run3", "lightning")]):
+        make_run(seed_runs / str(i), backend=backend,
+                 settings={"experiment": exp, "sweeps": "seed_runs"},
+                 overrides=["sweeps=seed_runs", f"experiment={exp}"])  # fmt: skip
+    for i, backend in enumerate(["keras", "lightning"]):
+        make_run(cross / str(i), backend=backend, overrides=[f"backend={backend}"])
+    report = write_report([seed_runs, cross], tmp_path, show=False)
+    assert report.factors == ["backend.name"]
+    assert report.folded == {"backend.name": ["backend.keras_backend"]}  # only keras has it
+    assert {g.label: sorted(g.runs) for g in report.groups} == {
+        "backend.name=keras": ["cross/0", "seed_runs/0"],
+        "backend.name=lightning": ["cross/1", "seed_runs/1"],
+    }
+    md = report.paths["report.md"].read_text()
+    assert "(default)" not in md and "sweeps=" not in md and "experiment=" not in md
+
+
+def test_keys_that_change_no_result_are_never_factors(tmp_path: Path) -> None:
+    for i in range(4):
+        noise = {
+            "trainer.progress_bar": i % 2 == 0, "logger.group": f"g{i}", "hydra.job.num": i,
+            "sweeps": ["optimizer", "l2"][i % 2], "experiment": [None, "seed_tf_run1"][i % 2],
+            "data.dir": f"/data/{i}", "data.mirrors": [f"https://m{i}/"],
+            "data.download": i < 2, "data.eval_batch_size": 500 * (i + 1),
+        }  # fmt: skip
+        noise["trainer.limit_train_batches"] = 10 if i % 2 else None  # changes results: a factor
+        make_run(tmp_path / str(i), seed=i, settings=noise)
+    report = write_report([tmp_path], tmp_path, show=False)
+    assert report.factors == ["trainer.limit_train_batches"]
+    assert report.varying == ["trainer.seed", "trainer.limit_train_batches"]
+    assert sorted((g.label, g.n) for g in report.groups) == [
+        ("trainer.limit_train_batches=10", 2), ("trainer.limit_train_batches=null", 2)
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- the study
+
+# per seed: test accuracy and train-val gap of the study's three TensorFlow runs; tf_run2
+# (flips, RMSprop) clearly below tf_run3, the gaps all within the noise
+STUDY_TF = {
+    "seed_tf_run1": ((0.975, 0.978, 0.972), (0.010, -0.004, 0.006)),
+    "seed_tf_run2": ((0.950, 0.953, 0.948), (0.002, 0.012, -0.006)),
+    "seed_tf_run3": ((0.986, 0.988, 0.987), (0.008, -0.002, 0.004)),
+}
+
+
+def confusion_csv(six_as_nine: float, nine_as_six: float, header: bool = True) -> str:
+    """A 10x10 confusion.csv: 980 right per class, the given 6/9 mix-ups, in the trainers' format
+    (or without its header, with a BOM, a blank line and float counts: the reader is lenient)."""
+    rows = [[980.0 if t == p else 0.0 for p in range(10)] for t in range(10)]
+    rows[6][9], rows[9][6] = six_as_nine, nine_as_six
+    lines = [",".join(["true\\pred", *map(str, range(10))])] if header else ["\ufeff"]
+    lines += [",".join([str(t), *(f"{c:g}" if header else f" {c}" for c in row)])
+              for t, row in enumerate(rows)]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def study_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
+    """Three seeds of each TensorFlow experiment, with the study's hyperparameters except a
+    5000-image train subset; flip runs confuse 6 and 9 far more often."""
+    root = tmp_path_factory.mktemp("study")
+    specs = load_study()["runs"]
+    for exp, (tests, gaps) in STUDY_TF.items():
+        config = dict(specs[exp]["config"])
+        aug = config["aug.name"]
+        for seed, test, gap in zip(SEEDS, tests, gaps, strict=True):
+            results = dict(test_acc=test, val_acc=test + 0.001, train_acc=test + 0.001 + gap,
+                           best_val_acc=test + 0.001, best_epoch=5, wall_seconds=10.0)
+            six_nine = {"flip": (30 + seed, 20), "shift_rotate": (3, 2 + seed)}.get(aug)
+            make_run(root / f"{exp}-{seed}", optimizer=config["optimizer.name"], aug=aug,
+                     backend=config["backend.name"], seed=seed, results=results,
+                     settings={**config, "experiment": exp, "data.train_subset": 5000},
+                     confusion=None if six_nine is None else confusion_csv(*six_nine,
+                                                                          header=seed != 2),
+                     overrides=["sweeps=seed_runs", f"experiment={exp}"])  # fmt: skip
+    return root, write_report([root], root, show=False)
+
+
+def test_study_vs_measured_table(study_report: tuple[Path, Report]) -> None:
+    root, report = study_report
+    rows = {r.experiment: r for r in report.study}
+    assert list(rows) == ["seed_tf_run1", "seed_tf_run2", "seed_tf_run3"]
+    best = rows["seed_tf_run3"]
+    assert (best.study_run, best.framework, best.group.backend, best.group.n) == (
+        "tf_run3", "TensorFlow", "keras", 3)  # fmt: skip
+    assert best.reported == {"train_acc": 0.968, "val_acc": 0.9804, "test_acc": 0.987}
+    assert best.deviations == ["data.train_subset=5000 (study: None)"]
+    mean, _, _, high = by_hand(list(STUDY_TF["seed_tf_run3"][0]))
+    md = (root / "report.md").read_text()
+    assert "## Study vs measured" in md
+    line = next(x for x in md.splitlines() if x.startswith("| seed_tf_run3 |"))
+    assert f"| 0.9870 | {mean:.4f} ± {high - mean:.4f} |" in line
+    assert "| - |" in next(x for x in md.splitlines() if x.startswith("| seed_tf_run1 |"))
+
+
+def test_study_conclusions_get_verdicts_from_welch(study_report: tuple[Path, Report]) -> None:
+    _, report = study_report
+    verdicts = {c.name: c.verdict for c in report.conclusions}
+    assert verdicts == {
+        "flips_hurt": "confirmed",  # tf_run2 clearly below tf_run3
+        "adam_beats_rmsprop": "confirmed",
+        "regularisation_narrows_gap": "inconclusive",  # gaps within the seed noise
+    }
+    flips = next(c for c in report.conclusions if c.name == "flips_hurt")
+    [evidence] = flips.evidence  # no PyTorch runs, and aug is not a matched factor here
+    tests = STUDY_TF["seed_tf_run2"][0], STUDY_TF["seed_tf_run3"][0]
+    diff, _, _, p = welch_by_hand(list(tests[0]), list(tests[1]))
+    assert evidence.result.diff == pytest.approx(diff) and diff < 0
+    assert evidence.result.p == pytest.approx(p, rel=1e-9) and p < 0.05
+    assert evidence.note.startswith("also differ in ")  # run 2 and 3 differ in more than aug
+    assert "optimizer.name" in evidence.note and "model.dropout" in evidence.note
+    gap = next(c for c in report.conclusions if c.name == "regularisation_narrows_gap")
+    assert [e.verdict for e in gap.evidence] == ["inconclusive", "inconclusive"]
+
+
+def test_six_nine_confusions_per_aug_level(study_report: tuple[Path, Report]) -> None:
+    root, report = study_report
+    assert report.six_nine == {"flip": [51.0, 52.0, 53.0], "shift_rotate": [6.0, 7.0, 8.0]}
+    md = (root / "report.md").read_text()
+    section = md.split("## 6<->9 confusions")[1].split("##")[0]
+    assert "| flip | 3 | 52.0 ± 1.0 [49.5, 54.5] |" in section and "flip confuses more" in section
+
+
+def test_read_confusion_is_lenient_but_wants_ten_by_ten(tmp_path: Path) -> None:
+    path = tmp_path / "confusion.csv"
+    assert read_confusion(path) is None
+    path.write_text(confusion_csv(7, 4, header=False))
+    matrix = read_confusion(path)
+    assert matrix is not None and (matrix[6, 9], matrix[9, 6], matrix[0, 0]) == (7, 4, 980)
+    lines = confusion_csv(7, 4).splitlines()
+    path.write_text("\n".join([lines[0], *reversed(lines[1:])]))  # rows in any order
+    assert read_confusion(path)[6, 9] == 7
+    path.write_text("\n".join(lines[:-1]))  # a class missing
+    assert read_confusion(path) is None
+
+
+# ---------------------------------------------------------------------------- figures, jobs
+
+
+def assert_png(path: Path) -> None:
+    """A complete PNG that matplotlib reads back as an image."""
+    assert path.read_bytes().startswith(PNG_SIGNATURE)
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and min(image.shape[:2]) > 100
+
+
+def test_figures_read_back(seeded: tuple[Path, Report]) -> None:
+    root, report = seeded
+    for name in ("curves.png", "ablation.png"):
+        assert_png(report.paths[name])
+    assert "parallel.png" not in report.paths and not (root / "parallel.png").exists()
+    md = (root / "report.md").read_text()
+    assert "min-max over the group's runs" in md and "parallel" not in md
+
+
+def test_36_runs_with_three_factors_get_a_parallel_figure(tmp_path: Path) -> None:
+    """12 groups of 3 seeds: curves stay a line per group, and parallel.png appears."""
+    for i, (opt, aug, backend) in enumerate(
+        (o, a, b) for o in ("adam", "rmsprop") for a in ("none", "flip", "shift_rotate")
+        for b in ("lightning", "keras")
+    ):  # fmt: skip
+        for seed in SEEDS:
+            test = 0.95 + 0.004 * i + 0.001 * seed
+            make_run(tmp_path / f"{i}-{seed}", optimizer=opt, aug=aug, backend=backend,
+                     seed=seed, results=seed_results(test, seed, aug))  # fmt: skip
+    report = write_report([tmp_path], tmp_path, show=False)
+    assert report.factors == ["optimizer.name", "aug.name", "backend.name"]
+    assert len(report.groups) == 12 and {g.n for g in report.groups} == {3}
+    for name in ("curves.png", "ablation.png", "parallel.png"):
+        assert_png(report.paths[name])
+    assert "![parallel coordinates](parallel.png)" in report.paths["report.md"].read_text()
+
+
+def test_epoch_band_over_the_runs_that_reached_each_epoch() -> None:
+    runs = [{"epoch": [1, 2, 3], "val_acc": [0.5, 0.6, 0.7]},
+            {"epoch": [1, 2], "val_acc": [0.7, 0.8]}]  # fmt: skip
+    epochs, mean, low, high = epoch_band(runs, "val_acc")
+    assert epochs == [1, 2, 3]
+    assert list(mean) == pytest.approx([0.6, 0.7, 0.7])
+    assert (list(low), list(high)) == ([0.5, 0.6, 0.7], [0.7, 0.8, 0.7])
+
+
+def test_job_counts_line_only_when_given(tmp_path: Path) -> None:
+    make_run(tmp_path / "run")
+    counts = {"skipped": 2, "resumed": 1, "started": 3}
+    report = write_report([tmp_path], tmp_path, show=False, job_counts=counts)
+    assert report.job_counts == counts
+    assert "jobs: 2 skipped, 1 resumed, 3 started" in report.paths["report.md"].read_text()
+    report = write_report([tmp_path], tmp_path, show=False)
+    assert report.job_counts is None and "jobs:" not in report.paths["report.md"].read_text()
