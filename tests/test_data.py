@@ -308,8 +308,16 @@ def test_download_false_names_only_the_missing_file(tmp_path: Path) -> None:
     (folder / FILES["test_images"]).unlink()
     with pytest.raises(DataError) as info:
         load_splits(data_cfg(folder))
-    lacks = str(info.value).split(" of the files ")[0]
-    assert lacks.endswith(f"lacks {FILES['test_images']}")
+    message = str(info.value)
+    assert f"lacks {FILES['test_images']};" in message
+    assert not any(FILES[role] in message for role in FILES if role != "test_images")
+
+
+def test_a_missing_folder_names_each_file_once(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as info:
+        load_splits(data_cfg(tmp_path / "nowhere"))
+    message = str(info.value)
+    assert all(message.count(name) == 1 for name in FILES.values()), message
 
 
 # ---------------------------------------------------------------- the split: generated data

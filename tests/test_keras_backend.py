@@ -94,7 +94,8 @@ def test_debug_run_writes_what_a_lightning_debug_run_writes(tiny_data, tmp_path)
         lrs = [float(r["lr"]) for r in csv.DictReader(f)]
     assert lrs == [pytest.approx(1e-4)] * 2  # the optimizer's learning rate, as in Lightning
 
-    assert {p.name for p in (keras_run / "checkpoints").iterdir()} == {"best.keras", "last.keras"}
+    assert {p.name for p in (keras_run / "checkpoints").iterdir()} == {"best.keras", "last.keras",
+                                                                  "last.json"}
     [wandb_file] = (keras_run / "wandb").glob("offline-run-*/run-*.wandb")
     records = wandb_file.read_bytes()  # protobuf records: the config, history and summary
     for expected in (b"shift_rotate", b"val/acc", b"train/loss", b"test/acc", b"backend:keras"):

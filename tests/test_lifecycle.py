@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from omegaconf import OmegaConf
 
 from mnistlab import lifecycle
 from mnistlab.errors import ConfigError
+from mnistlab.interrupts import RunInterrupted
 from mnistlab.lifecycle import Tracking, run_job
 
 
@@ -124,16 +126,20 @@ def test_a_crash_in_a_single_run_raises_with_its_traceback(job_env) -> None:
     assert run.exit_codes == [1]
 
 
-def test_ctrl_c_stops_a_sweep(job_env) -> None:
+@pytest.mark.parametrize(("error", "code"), [(KeyboardInterrupt(), 130),
+                                             (RunInterrupted(signal.SIGTERM), 143)])
+def test_an_interrupt_stops_a_sweep_as_interrupted(job_env, error, code: int) -> None:
     configure, run, _ = job_env
     cfg, _ = configure(multirun=True)
+    finished: list[str] = []
 
     def interrupted(job, data):
-        raise KeyboardInterrupt
+        raise error
 
-    with pytest.raises(KeyboardInterrupt):
-        call(cfg, execute=interrupted)
-    assert run.exit_codes == [1]
+    with pytest.raises(SystemExit) as info:
+        call(cfg, execute=interrupted, finished=finished)
+    assert info.value.code == code  # 128 + the signal, as a shell reports it
+    assert finished == ["interrupted"] and run.exit_codes == [1]
 
 
 @pytest.mark.parametrize("logger", ["none", "csv"])

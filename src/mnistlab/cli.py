@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mnistlab.config import CONF_DIR
 from mnistlab.errors import MnistlabError
+from mnistlab.rundir import expand_resume
 
 USER_ERRORS = (MnistlabError, HydraException, OmegaConfBaseException)
 _traceback = False  # HYDRA_FULL_ERROR=1 as the user set it, before run_app claims the variable
@@ -49,6 +50,7 @@ def run_app(task: Callable[[DictConfig], Any], config_name: str) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     app = hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(task)
     try:
+        sys.argv[1:] = expand_resume(sys.argv[1:])
         app()
     except USER_ERRORS as e:
         fail(e)

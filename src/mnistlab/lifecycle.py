@@ -1,16 +1,23 @@
-"""The life of one Hydra job, shared by training and the EDA: prepare, track, execute, finish.
+"""The life of one Hydra job, shared by training and the EDA: claim, prepare, track, execute,
+finish.
 
-prepare (validate the config, read the data) may fail on bad input: in a single run that removes
-the run directory and ends with one `error:` line, so nothing half-written is left. Then the W&B
-run starts (logger=wandb), execute runs, and finish always writes the job's final files. The
-failure policy: a single run ends on its first error (a user error as one line, exit 2; a crash
-with its traceback); a multirun job records the failure, prints one line and lets the sweep go
-on (the sweep callback reports it at the end). Ctrl-C always stops everything.
+claim: the run directory belongs to this job's config (`rundir`): a directory holding another
+config is refused before anything is written; a completed job with the same config is skipped;
+an unfinished one is resumed. prepare (validate the config, read the data) may fail on bad
+input: in a single run that removes a directory this start created and ends with one `error:`
+line. Then the W&B run starts (the same W&B run again on resume), execute runs, and finish
+always writes the job's final files.
+
+The failure policy: a single run ends on its first error (a user error as one line, exit 2; a
+crash with its traceback); a multirun job records the failure, prints one line and lets the sweep
+go on (the sweep callback reports it at the end). An interrupt (Ctrl-C, SIGTERM) marks the job
+`interrupted` and stops the run or the whole sweep with exit code 128 + the signal number.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -20,11 +27,13 @@ from typing import Any, Generic, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.cli import fail
 from mnistlab.errors import MnistlabError
-from mnistlab.tracking import run_name, start_wandb
+from mnistlab.interrupts import RunInterrupted
+from mnistlab.rundir import Previous, read_previous, save_job_config
+from mnistlab.tracking import run_name, start_wandb, stored_wandb_id
 
 P = TypeVar("P")  # what prepare returns (the data)
 R = TypeVar("R")  # what execute returns (the result)
@@ -42,22 +51,27 @@ class Tracking:
 
 @dataclass
 class Job(Generic[R]):
-    """One Hydra job: where it writes and how it ended."""
+    """One Hydra job: where it writes, what an earlier start left there, and how it ended."""
 
     cfg: DictConfig
     run_dir: Path
     overrides: list[str]
     multirun: bool
     hydra_cfg: DictConfig
-    status: str = "failed"  # "completed" once execute returns
+    previous: Previous | None = None  # set when this start resumes an earlier one
+    status: str = "failed"  # "completed", "interrupted" or "skipped" once known
     error: str | None = None
     result: R | None = None
     wandb_run: Any = field(default=None, repr=False)
 
+    @property
+    def name(self) -> str:
+        return f"job {self.hydra_cfg.job.num}" if self.multirun else str(self.run_dir)
+
 
 def describe(error: BaseException) -> str:
     """A user error's own message; anything else as `Type: message`."""
-    if isinstance(error, MnistlabError):
+    if isinstance(error, MnistlabError | RunInterrupted):
         return str(error)
     return f"{type(error).__name__}: {error}".rstrip(": ")
 
@@ -70,6 +84,27 @@ def sweep_group(hydra_cfg: DictConfig) -> str | None:
     return f"{name}-{Path(hydra_cfg.sweep.dir).name}"
 
 
+def _claim(job: Job) -> bool:
+    """Check the run directory; False when this job must not run (refused or completed)."""
+    try:
+        job.previous = read_previous(job.run_dir, job.cfg)
+    except MnistlabError as e:
+        if not job.multirun:
+            fail(e)
+        job.error = str(e)
+        sys.stderr.write(f"error: {job.name}: {e}\n")  # its directory stays as it was
+        return False
+    previous = job.previous
+    if previous is not None and previous.status == "completed" and (
+            previous.summary.get("epochs_completed", 0)
+            >= OmegaConf.select(job.cfg, "trainer.max_epochs", default=0)):  # not raised
+        job.status = "skipped"
+        print(f"{job.name}: completed earlier in {job.run_dir}; not retrained")
+        return False
+    save_job_config(job.run_dir, job.cfg, job.hydra_cfg, job.overrides)
+    return True
+
+
 def run_job(cfg: DictConfig, *, prepare: Callable[[Job], P], execute: Callable[[Job, P], R],
             finish: Callable[[Job], None], tracking: Tracking) -> Job[R]:
     """Run one job under the shared failure policy; returns it with its status and result."""
@@ -77,28 +112,39 @@ def run_job(cfg: DictConfig, *, prepare: Callable[[Job], P], execute: Callable[[
     job: Job[R] = Job(cfg=cfg, run_dir=Path(hydra_cfg.runtime.output_dir),
                       overrides=list(hydra_cfg.overrides.task),
                       multirun=hydra_cfg.mode == RunMode.MULTIRUN, hydra_cfg=hydra_cfg)
+    if not _claim(job):
+        return job
     try:
         try:
             prepared = prepare(job)
         except MnistlabError:
-            if not job.multirun:
+            if not job.multirun and job.previous is None:
                 shutil.rmtree(job.run_dir, ignore_errors=True)
             raise
         if cfg.logger.name == "wandb":
             job.wandb_run = start_wandb(
                 cfg, job.run_dir, name=run_name(job.overrides) or tracking.default_name,
                 job_type=tracking.job_type, tags=tracking.tags,
-                group=tracking.group or sweep_group(hydra_cfg))
+                group=tracking.group or sweep_group(hydra_cfg),
+                run_id=stored_wandb_id(job.run_dir) if job.previous else None)
         job.result = execute(job, prepared)
         job.status = "completed"
+    except RunInterrupted as e:
+        job.status, job.error = "interrupted", describe(e)
+        sys.stderr.write(f"{job.name}: {job.error}; the last finished epoch is kept, resume "
+                         f"with: python train.py resume={job.run_dir}\n")
+        raise SystemExit(128 + e.signum) from None
     except BaseException as e:
         job.error = describe(e)
+        if isinstance(e, KeyboardInterrupt):
+            job.status = "interrupted"
+            raise SystemExit(128 + signal.SIGINT) from None
         if isinstance(e, MnistlabError) and not job.multirun:
             fail(e)  # one line, not Hydra's "Error executing job" and a traceback
-        if not job.multirun or isinstance(e, KeyboardInterrupt):
+        if not job.multirun:
             raise
         if isinstance(e, MnistlabError):
-            sys.stderr.write(f"error: job {hydra_cfg.job.num}: {job.error}\n")
+            sys.stderr.write(f"error: {job.name}: {job.error}\n")
         else:
             traceback.print_exc()
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -29,8 +30,13 @@ class FitResult:
 class EpochRecorder:
     """Both backends hand each finished epoch here: one writer for metrics.csv and W&B metrics.
 
-    With a learning-rate schedule the backends also hand over each step's lr (`log_step_lr`):
-    the epoch's `lr` is then the lr its last step trained with, and W&B gets every step's lr.
+    An epoch is recorded (`log_epoch`), saved in the backend's checkpoint with the other rows
+    (`rows`), and only then published (`publish`: metrics.csv rewritten atomically, the new rows
+    logged to W&B at step = epoch). So after a kill, the checkpoint and the published rows agree,
+    a resumed run (`restore`) publishes what its checkpoint holds, and each epoch reaches W&B
+    once. With a learning-rate schedule the backends also hand over each step's lr
+    (`log_step_lr`): the epoch's `lr` is then the lr its last step trained with, and W&B gets
+    every step's lr.
     """
 
     def __init__(self, run_dir: Path, wandb_run: Any = None) -> None:
@@ -38,8 +44,18 @@ class EpochRecorder:
         self.wandb_run = wandb_run
         self.rows: list[dict[str, float]] = []
         self.step_lrs: list[float] = []  # the current epoch's, with a schedule
-        with self.path.open("w", newline="") as f:
-            csv.writer(f).writerow(METRIC_COLUMNS)
+        self._plots: dict[int, Any] = {}  # epoch -> its per-step lr plot, until published
+        self._published = 0  # rows already in metrics.csv and W&B
+        self.restored = 0  # epochs an earlier start had finished, when resumed
+        if not self.path.exists():  # else an earlier start's, until `restore` or `publish`
+            self._write_csv()
+
+    def restore(self, rows: list[dict[str, float]]) -> None:
+        """Continue after the epochs of a checkpoint; rows published before are not again."""
+        self.rows = [dict(r) for r in rows]
+        self.restored = len(self.rows)
+        with self.path.open(newline="") as f:
+            self._published = min(len(self.rows), sum(1 for _ in csv.DictReader(f)))
 
     def log_step_lr(self, lr: float) -> None:
         self.step_lrs.append(float(lr))
@@ -49,31 +65,45 @@ class EpochRecorder:
         row["epoch"] = int(row["epoch"])
         if self.step_lrs:
             row["lr"] = self.step_lrs[-1]
+            self._plots[row["epoch"]] = self._step_lr_plot(row["epoch"])
         self.rows.append(row)
-        with self.path.open("a", newline="") as f:
-            csv.writer(f).writerow([row[c] for c in METRIC_COLUMNS])
-        if self.wandb_run is not None:
-            self.wandb_run.log({**{WANDB_NAMES[c]: row[c] for c in METRIC_COLUMNS},
-                                **self._wandb_step_lrs(row["epoch"])})
         self.step_lrs = []
         if not math.isfinite(row["train_loss"]):
+            self.publish()  # no checkpoint follows a diverged epoch
             raise NonFiniteLossError(
                 f"training loss is {row['train_loss']} after epoch {row['epoch']}; "
                 "the run diverged, try a smaller optimizer.lr"
             )
 
+    def publish(self) -> None:
+        """metrics.csv and W&B catch up with the recorded rows; call after the checkpoint."""
+        self._write_csv()
+        for row in self.rows[self._published:]:
+            if self.wandb_run is not None:
+                plot = self._plots.get(row["epoch"])
+                extra = {"lr/steps": plot} if plot is not None else {}
+                self.wandb_run.log({**{WANDB_NAMES[c]: row[c] for c in METRIC_COLUMNS}, **extra},
+                                   step=row["epoch"])
+        self._published = len(self.rows)
+        self._plots.clear()
 
-    def _wandb_step_lrs(self, epoch: int) -> dict[str, Any]:
-        """This epoch's per-step lr as a W&B line plot in the epoch's row (one row per epoch)."""
-        if not self.step_lrs:
-            return {}
+    def _write_csv(self) -> None:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(METRIC_COLUMNS)
+        writer.writerows([row[c] for c in METRIC_COLUMNS] for row in self.rows)
+        write_atomically(self.path, out.getvalue())
+
+    def _step_lr_plot(self, epoch: int) -> Any:
+        """The epoch's per-step lr as a W&B line plot in the epoch's row (one row per epoch)."""
+        if self.wandb_run is None:
+            return None
         import wandb
 
         first = (epoch - 1) * len(self.step_lrs)
         table = wandb.Table(columns=["step", "lr"],
                             data=[[first + i, lr] for i, lr in enumerate(self.step_lrs)])
-        title = f"lr per step, epoch {epoch}"
-        return {"lr/steps": wandb.plot.line(table, "step", "lr", title=title)}
+        return wandb.plot.line(table, "step", "lr", title=f"lr per step, epoch {epoch}")
 
 
 def _finite(value: Any) -> Any:
@@ -84,6 +114,7 @@ def _finite(value: Any) -> Any:
 def build_summary(
     *, status: str, error: str | None, cfg: Any, rows: list[dict[str, float]],
     result: FitResult | None, n_train: int, wall_seconds: float, overrides: list[str],
+    resumed_from_epoch: int | None = None,
 ) -> dict[str, Any]:
     last = rows[-1] if rows else {}
     best = max(rows, key=lambda r: r["val_acc"]) if rows else {}
@@ -107,6 +138,7 @@ def build_summary(
         "wall_seconds": round(wall_seconds, 3),
         "train_samples_per_second": round(n_train * len(rows) / seconds, 1) if seconds else None,
         "overrides": list(overrides),
+        "resumed_from_epoch": resumed_from_epoch,  # None: trained in one start
     }
     return {k: _finite(v) for k, v in summary.items()}
 

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from mnistlab.backends import RunContext, get_fit
 from mnistlab.data import Splits, load_splits
+from mnistlab.interrupts import stop_at_batch_boundaries
 from mnistlab.lifecycle import Job, Tracking, run_job
 from mnistlab.outputs import EpochRecorder, FitResult, build_summary, write_json_atomically
 from mnistlab.tracking import run_tags
@@ -45,7 +46,10 @@ class TrainingRun:
         self.n_train = len(data.x_train)
         self.recorder = EpochRecorder(job.run_dir, job.wandb_run)
         fit = get_fit(self.cfg.backend.name)
-        result = fit(self.cfg, data, RunContext(job.run_dir, self.recorder, job.wandb_run))
+        ctx = RunContext(job.run_dir, self.recorder, job.wandb_run, resume=job.previous is not None,
+                         on_start=lambda: self.write_summary(job, "running"))
+        with stop_at_batch_boundaries():
+            result = fit(self.cfg, data, ctx)
         if job.wandb_run is not None:
             job.wandb_run.summary.update({"test/loss": result.test_loss,
                                           "test/acc": result.test_acc})
@@ -55,13 +59,17 @@ class TrainingRun:
     def rows(self) -> list[dict[str, float]]:
         return self.recorder.rows if self.recorder else []
 
-    def finish(self, job: Job) -> None:
+    def write_summary(self, job: Job, status: str) -> None:
+        restored = self.recorder.restored if self.recorder else 0
         summary = build_summary(
-            status=job.status, error=job.error, cfg=self.cfg, rows=self.rows, result=job.result,
+            status=status, error=job.error, cfg=self.cfg, rows=self.rows, result=job.result,
             n_train=self.n_train, wall_seconds=time.perf_counter() - self.started,
-            overrides=job.overrides,
+            overrides=job.overrides, resumed_from_epoch=restored if job.previous else None,
         )
         write_json_atomically(job.run_dir / "summary.json", summary)
+
+    def finish(self, job: Job) -> None:
+        self.write_summary(job, job.status)
 
 
 def train(cfg: DictConfig) -> float:

@@ -1,9 +1,13 @@
-"""Hydra callback that closes every multirun: the comparison report, and a non-zero exit if any
-job failed (jobs record failures in their summary.json instead of stopping the sweep)."""
+"""Hydra callback that closes every multirun: the comparison report over all of the sweep's
+jobs (also those of earlier, interrupted starts of the same sweep), how many were skipped,
+resumed and started, and a non-zero exit if any job failed (jobs record failures in their
+summary.json instead of stopping the sweep)."""
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +15,32 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 
+def job_counts(jobs: list[Path], since: float) -> dict[str, int]:
+    """skipped: its summary predates this start (completed earlier); resumed: this start went
+    on from an earlier one; started: the rest. Jobs without a summary are not counted."""
+    counts = {"skipped": 0, "resumed": 0, "started": 0}
+    for job in jobs:
+        path = job / "summary.json"
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if path.stat().st_mtime < since:
+            counts["skipped"] += 1
+        elif summary.get("resumed_from_epoch") is not None:
+            counts["resumed"] += 1
+        else:
+            counts["started"] += 1
+    return counts
+
+
 class SweepReport(Callback):
+    def __init__(self) -> None:
+        self.started = time.time()
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time()
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mnistlab.report import write_report  # matplotlib only once the sweep is done
 
@@ -19,7 +48,9 @@ class SweepReport(Callback):
         jobs = [d for d in sweep_dir.iterdir() if (d / ".hydra").is_dir()]
         if not jobs:
             return
-        report = write_report([sweep_dir], sweep_dir)
+        counts = job_counts(jobs, self.started)
+        print("jobs: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+        report = write_report([sweep_dir], sweep_dir, job_counts=counts)
         failed = len(report.failed) + len(jobs) - len(report.rows)  # + jobs that left no summary
         print(f"report: {sweep_dir / 'report.md'}")
         if failed:

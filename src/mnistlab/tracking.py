@@ -25,10 +25,17 @@ def run_name(overrides: list[str]) -> str | None:
     return " ".join(o for o in overrides if not o.startswith(skip)) or None
 
 
+def stored_wandb_id(run_dir: Path) -> str | None:
+    """The id of the W&B run an earlier start of this run made (its files are named after it)."""
+    runs = sorted((run_dir / "wandb").glob("*run-*-*"), key=lambda p: p.name)
+    return runs[-1].name.rsplit("-", 1)[-1] if runs else None
+
+
 def start_wandb(cfg: DictConfig, run_dir: Path, *, name: str | None, job_type: str,
-                tags: list[str], group: str | None = None) -> Any:
+                tags: list[str], group: str | None = None, run_id: str | None = None) -> Any:
     """Start the W&B run (offline by default: no account, prompt or network needed); the
-    logger group's keys, when set, win over the defaults given here."""
+    logger group's keys, when set, win over the defaults given here. With `run_id` the earlier
+    start's W&B run goes on: history is stepped by epoch, so both pieces sync into one run."""
     os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
 
@@ -43,5 +50,7 @@ def start_wandb(cfg: DictConfig, run_dir: Path, *, name: str | None, job_type: s
         name=log.run_name or name,
         tags=[*tags, *log.tags],
         config=OmegaConf.to_container(cfg, resolve=True),
+        id=run_id,
+        resume="allow" if run_id else None,
         settings=wandb.Settings(console="off", silent=True),
     )

@@ -16,13 +16,21 @@ from mnistlab.outputs import EpochRecorder, FitResult
 from mnistlab.registry import Registry
 
 
+def _nothing() -> None:
+    return None
+
+
 @dataclass
 class RunContext:
-    """Where a backend writes (checkpoints/ under run_dir) and whom it reports epochs to."""
+    """Where a backend writes (checkpoints/ under run_dir), whom it reports epochs to, whether
+    it continues from its last checkpoint there (`resume`), and what it calls once that
+    checkpoint is restored and training starts (`on_start`: the `running` summary)."""
 
     run_dir: Path
     recorder: EpochRecorder
     wandb_run: Any = None
+    resume: bool = False
+    on_start: Callable[[], None] = _nothing
 
 
 Fit = Callable[[DictConfig, Splits, RunContext], FitResult]

@@ -2,11 +2,20 @@
 
 Keras is imported inside `fit`, after backend.keras_backend has set KERAS_BACKEND, so importing
 this module loads neither Keras nor TensorFlow.
+
+`fit` runs one `model.fit` per epoch, so that each epoch's random streams come from
+(seed, epoch): its shuffled order (the one the Lightning backend uses), and the state of every
+SeedGenerator (augmentation, dropout). At the end of every epoch the model with its optimizer
+goes to checkpoints/last.keras and the recorded epochs to last.json, both written atomically; a
+resumed run loads them and trains exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import os
 import time
 from pathlib import Path
 from types import ModuleType
@@ -15,11 +24,16 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from mnistlab import interrupts
+from mnistlab.atomic import write_atomically
 from mnistlab.backends import RunContext, steps_per_epoch
 from mnistlab.backends.keras_env import import_keras
 from mnistlab.data import Splits
-from mnistlab.errors import ConfigError, NonFiniteLossError
+from mnistlab.errors import ConfigError, DataError, NonFiniteLossError
 from mnistlab.outputs import EpochRecorder, FitResult
+from mnistlab.seeds import derive_seed, epoch_permutation
+
+log = logging.getLogger(__name__)
 
 # trainer.precision (Lightning's names) -> Keras dtype policy
 PRECISION_POLICIES = {"32-true": "float32", "32": "float32", "bf16-mixed": "mixed_bfloat16",
@@ -32,8 +46,10 @@ def as_images(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)[..., None] / np.float32(255)
 
 
-def callbacks(keras: ModuleType, recorder: EpochRecorder, scheduled: bool) -> list[Any]:
-    """The two callbacks that every run has, built once keras is imported."""
+def callbacks(keras: ModuleType, recorder: EpochRecorder, scheduled: bool,
+              checkpoints: Checkpoints) -> list[Any]:
+    """The callbacks of every run, built once keras is imported; in this order at epoch end:
+    record the epoch, save best (if it improved) and last, publish the epoch."""
 
     class EpochRecordCallback(keras.callbacks.Callback):
         """Hands each finished epoch (training and validation) to the shared recorder, and with
@@ -67,8 +83,9 @@ def callbacks(keras: ModuleType, recorder: EpochRecorder, scheduled: bool) -> li
                 epoch_seconds=time.perf_counter() - self.started,
             )
 
-    class NonFiniteLossCallback(keras.callbacks.Callback):
-        """Stops a diverged run at the first bad batch, with the message Lightning gives."""
+    class BatchChecks(keras.callbacks.Callback):
+        """Stops a diverged run at the first bad batch, with the message Lightning gives, and
+        an interrupted one (SIGINT, SIGTERM) at the next batch."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -78,6 +95,7 @@ def callbacks(keras: ModuleType, recorder: EpochRecorder, scheduled: bool) -> li
             self.epoch = epoch
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            interrupts.check()
             # logs["loss"] is the epoch's running mean: non-finite from the first bad batch on
             loss = float((logs or {}).get("loss", 0.0))
             if not math.isfinite(loss):
@@ -86,7 +104,70 @@ def callbacks(keras: ModuleType, recorder: EpochRecorder, scheduled: bool) -> li
                     "the run diverged, try a smaller optimizer.lr"
                 )
 
-    return [EpochRecordCallback(), NonFiniteLossCallback()]
+        def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            interrupts.check()
+
+    class SaveAndPublish(keras.callbacks.Callback):
+        """best.keras when val_acc improved, then last.json and last.keras, then metrics.csv and
+        W&B. Keras' ModelCheckpoint writes in place, so a kill mid-save would leave a broken
+        file; these are written aside and renamed."""
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            checkpoints.save(self.model, recorder.rows)
+            recorder.publish()
+
+    return [EpochRecordCallback(), BatchChecks(), SaveAndPublish()]
+
+
+class Checkpoints:
+    """checkpoints/best.keras, last.keras and last.json (the recorded epochs) of one run."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.best, self.last, self.state = (folder / "best.keras", folder / "last.keras",
+                                            folder / "last.json")
+
+    def save(self, model: Any, rows: list[dict[str, float]]) -> None:
+        if rows[-1]["val_acc"] > max((r["val_acc"] for r in rows[:-1]), default=-math.inf):
+            _save_model(model, self.best)
+        # last.json first: a kill between the two leaves a model one epoch behind its rows,
+        # and `restore` keeps only the rows of the epochs the model has trained
+        write_atomically(self.state, json.dumps({"rows": rows}, indent=1))
+        _save_model(model, self.last)
+
+    def restore(self, keras: ModuleType, steps: int) -> tuple[Any, list[dict[str, float]]] | None:
+        """The model (compiled, with its optimizer state) and the rows of its epochs; None when
+        no epoch had finished; DataError naming the file that cannot be read."""
+        if not self.last.exists():
+            return None
+        for path in (self.last, self.state):
+            try:
+                if path == self.last:
+                    model = keras.models.load_model(path)
+                else:
+                    rows = json.loads(path.read_text())["rows"]
+            except Exception as e:
+                raise DataError(f"cannot resume from checkpoint {path}: it cannot be read "
+                                f"({type(e).__name__}); delete it to train this run from the "
+                                "start") from None
+        epochs = int(keras.ops.convert_to_numpy(model.optimizer.iterations)) // steps
+        return model, rows[:epochs]
+
+
+def _save_model(model: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the .keras suffix
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def seed_epoch(keras: ModuleType, model: Any, seed: int, epoch: int) -> None:
+    """Every SeedGenerator of the model (augmentation, dropout) starts epoch `epoch` from
+    (seed, epoch, its index). Layers keep them in `_seed_generators`: Keras has no public
+    accessor."""
+    generators = [g for layer in model.layers for g in layer._seed_generators]
+    for i, generator in enumerate(generators):
+        state = np.array([derive_seed(seed, epoch, 2 + i), 0])
+        generator.state.assign(keras.ops.convert_to_tensor(state, dtype=generator.state.dtype))
 
 
 def configure(keras: ModuleType, t: DictConfig) -> None:
@@ -113,55 +194,75 @@ def configure(keras: ModuleType, t: DictConfig) -> None:
         torch.use_deterministic_algorithms(True)
 
 
-def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
-    keras = import_keras(cfg.backend.keras_backend)
+def build_model(keras: ModuleType, cfg: DictConfig, data: Splits, steps: int) -> Any:
+    """The model of a fresh run, compiled with its optimizer and schedule."""
     from mnistlab.backends.keras_augment import AUGMENTATIONS
-    from mnistlab.backends.keras_model import MODELS, count_params
+    from mnistlab.backends.keras_model import MODELS
     from mnistlab.backends.keras_optim import OPTIMIZERS
     from mnistlab.backends.keras_schedule import SCHEDULES
 
-    t = cfg.trainer
-    configure(keras, t)
     previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(PRECISION_POLICIES[str(t.precision)])
+    keras.config.set_dtype_policy(PRECISION_POLICIES[str(cfg.trainer.precision)])
     try:  # layers take the policy when built; the global one goes back afterwards
         model = MODELS[cfg.model.name](cfg.model, data.spec.image_shape, data.spec.num_classes,
                                        cfg.regularization.weight,
                                        AUGMENTATIONS[cfg.aug.name](cfg.aug))
     finally:
         keras.config.set_dtype_policy(previous_policy)
-    steps = steps_per_epoch(cfg, data)
     lr = SCHEDULES[cfg.scheduler.name](cfg.scheduler, cfg.optimizer.lr, steps,
-                                       steps * t.max_epochs)
+                                       steps * cfg.trainer.max_epochs)
     model.compile(
         optimizer=OPTIMIZERS[cfg.optimizer.name](cfg.optimizer, lr),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
     )
+    return model
+
+
+def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
+    keras = import_keras(cfg.backend.keras_backend)
+    # registers the custom layers and schedules that a checkpoint may hold
+    from mnistlab.backends import keras_augment, keras_schedule  # noqa: F401
+    from mnistlab.backends.keras_model import count_params
+
+    t = cfg.trainer
+    configure(keras, t)
+    steps = steps_per_epoch(cfg, data)
+    run_dir = Path(ctx.run_dir)
+    checkpoints = Checkpoints(run_dir / "checkpoints")
+    restored = checkpoints.restore(keras, steps) if ctx.resume else None
+    if restored is None:
+        model = build_model(keras, cfg, data, steps)
+    else:
+        model, rows = restored
+        ctx.recorder.restore(rows)
     if t.progress_bar:
         model.summary()
-
-    run_dir = Path(ctx.run_dir)
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    best = str(run_dir / "checkpoints" / "best.keras")
-    run_callbacks = [
-        *callbacks(keras, ctx.recorder, scheduled=not isinstance(lr, float)),
-        keras.callbacks.ModelCheckpoint(best, monitor="val_acc", mode="max", save_best_only=True),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "last.keras")),
-    ]
+    scheduled = isinstance(model.optimizer._learning_rate,  # no public "has a schedule"
+                           keras.optimizers.schedules.LearningRateSchedule)
+    run_callbacks = callbacks(keras, ctx.recorder, scheduled, checkpoints)
     if cfg.logger.name == "csv":  # where Lightning's CSVLogger writes: <run>/csv/metrics.csv
         (run_dir / "csv").mkdir(exist_ok=True)
-        run_callbacks.append(keras.callbacks.CSVLogger(str(run_dir / "csv" / "metrics.csv")))
+        run_callbacks.append(keras.callbacks.CSVLogger(str(run_dir / "csv" / "metrics.csv"),
+                                                       append=True))
 
     ebs = cfg.data.eval_batch_size
-    verbose = 2 if t.progress_bar else 0  # one line per epoch: readable in a log file
-    model.fit(
-        as_images(data.x_train), data.y_train, batch_size=cfg.data.batch_size,
-        epochs=t.max_epochs, shuffle=True, validation_data=(as_images(data.x_val), data.y_val),
-        validation_batch_size=ebs, callbacks=run_callbacks, verbose=verbose,
-    )
-    model.load_weights(best)  # test with the best validation accuracy's weights, as Lightning
-    test = model.evaluate(as_images(data.x_test), data.y_test, batch_size=ebs, verbose=verbose,
-                          return_dict=True)
+    x_train, x_val = as_images(data.x_train), as_images(data.x_val)
+    ctx.on_start()
+    for epoch in range(len(ctx.recorder.rows), t.max_epochs):
+        seed_epoch(keras, model, t.seed, epoch)
+        order = epoch_permutation(t.seed, epoch, len(x_train))
+        model.fit(x_train[order], data.y_train[order], batch_size=cfg.data.batch_size,
+                  initial_epoch=epoch, epochs=epoch + 1, shuffle=False,
+                  validation_data=(x_val, data.y_val), validation_batch_size=ebs,
+                  callbacks=run_callbacks, verbose=0)
+        if t.progress_bar:  # one line per epoch: readable in a log file
+            row = ctx.recorder.rows[-1]
+            log.info("epoch %d/%d: loss %.4f, acc %.4f, val_loss %.4f, val_acc %.4f", epoch + 1,
+                     t.max_epochs, row["train_loss"], row["train_acc"], row["val_loss"],
+                     row["val_acc"])
+    model.load_weights(checkpoints.best)  # test the best validation accuracy's weights
+    test = model.evaluate(as_images(data.x_test), data.y_test, batch_size=ebs, verbose=0,
+                          callbacks=run_callbacks[1:2], return_dict=True)
     return FitResult(params=count_params(model), test_loss=float(test["loss"]),
                      test_acc=float(test["acc"]))

@@ -1,42 +1,86 @@
-"""Train and test with PyTorch Lightning."""
+"""Train and test with PyTorch Lightning, resumable from the last epoch's checkpoint.
+
+checkpoints/last.ckpt is written at the end of every epoch (weights, optimizer and schedule,
+loops, the best-so-far tracking and the recorded epochs), atomically; the random streams of each
+epoch come from (seed, epoch), so a resumed run trains exactly as an uninterrupted one.
+"""
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, Logger
 
+from mnistlab import interrupts
+from mnistlab.atomic import write_atomically
 from mnistlab.backends import RunContext, steps_per_epoch
 from mnistlab.backends.lightning_module import CNNModule
 from mnistlab.backends.tensor_batches import TensorBatches
 from mnistlab.backends.torch_model import count_params
 from mnistlab.data import Splits
+from mnistlab.errors import DataError
 from mnistlab.outputs import EpochRecorder, FitResult
+from mnistlab.seeds import derive_seed
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary name and renamed: a kill mid-write never leaves a
+    truncated last.ckpt. (Lightning's own save goes through a temp file in the system temp dir,
+    which is a copy, not a rename, when that is another file system.)"""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
+                        storage_options: Any = None) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(Path(path), buffer.getvalue())
 
 
 class EpochRecordCallback(pl.Callback):
-    """Hands each finished epoch (training and validation) to the shared recorder, and with a
-    schedule each step's lr (read before the step: Lightning steps the scheduler after it)."""
+    """Per epoch: seeds its random streams, hands its metrics to the shared recorder (and with a
+    schedule each step's lr, read before the step: Lightning steps the scheduler after it), and
+    stops at the next batch after SIGINT/SIGTERM. Its state (the recorded epochs) is saved in the
+    checkpoint."""
 
-    def __init__(self, recorder: EpochRecorder) -> None:
-        self.recorder = recorder
+    def __init__(self, recorder: EpochRecorder, seed: int, on_start: Any) -> None:
+        self.recorder, self.seed, self.on_start = recorder, seed, on_start
         self.started = 0.0
+        self.restored: list[dict[str, float]] | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.restored is not None:
+            self.recorder.restore(self.restored)
+        self.on_start()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        trainer.train_dataloader.set_epoch(epoch)  # a TensorBatches: its shuffled order
+        torch.manual_seed(derive_seed(self.seed, epoch, 1))  # augmentation and dropout
+        self.started = time.perf_counter()
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: object, batch_idx: int) -> None:
         if trainer.lr_scheduler_configs:
             self.recorder.log_step_lr(trainer.optimizers[0].param_groups[0]["lr"])
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.started = time.perf_counter()
+    def on_train_batch_end(self, *args: Any) -> None:
+        interrupts.check()
+
+    def on_validation_batch_end(self, *args: Any) -> None:
+        interrupts.check()
+
+    def on_test_batch_end(self, *args: Any) -> None:
+        interrupts.check()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
         m = trainer.callback_metrics
         self.recorder.log_epoch(
             epoch=trainer.current_epoch + 1,
@@ -46,42 +90,76 @@ class EpochRecordCallback(pl.Callback):
             epoch_seconds=time.perf_counter() - self.started,
         )
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.recorder.rows}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Lightning also loads callback states when test() loads best.ckpt; only the resumed
+        # fit's (applied in on_train_start) are the run's rows
+        self.restored = state_dict["rows"]
+
+
+class LastCheckpoint(Checkpoint):
+    """last.ckpt at the end of every epoch, then the epoch is published (metrics.csv, W&B).
+
+    A `Checkpoint`, so Lightning runs it after ModelCheckpoint: last.ckpt then holds the best-
+    so-far tracking that includes this epoch."""
+
+    def __init__(self, path: Path, recorder: EpochRecorder) -> None:
+        self.path, self.recorder = path, recorder
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.save_checkpoint(self.path)
+        if trainer.is_global_zero:
+            self.recorder.publish()
+
 
 def _loggers(cfg: DictConfig, ctx: RunContext) -> list[Logger]:
-    if cfg.logger.name == "wandb":
-        return [WandbLogger(experiment=ctx.wandb_run)]  # the run started by mnistlab.tracking
+    """The recorder logs metrics to W&B for both backends (one row per epoch, stepped by epoch);
+    logger=csv adds Lightning's own CSV log."""
     if cfg.logger.name == "csv":
         return [CSVLogger(ctx.run_dir, name="csv", version="")]
     return []
 
 
+def resume_path(last: Path) -> str | None:
+    """last.ckpt to continue from, checked readable first so a broken one is one clear line."""
+    if not last.exists():
+        return None
+    try:
+        torch.load(last, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise DataError(f"cannot resume from checkpoint {last}: it cannot be read "
+                        f"({type(e).__name__}); delete it to train this run from the start"
+                        ) from None
+    return str(last)
+
+
 def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
     t = cfg.trainer
     pl.seed_everything(t.seed, workers=True, verbose=False)
-    checkpoints = ModelCheckpoint(
-        dirpath=Path(ctx.run_dir) / "checkpoints", filename="best", monitor="val/acc",
-        mode="max", save_last=True, auto_insert_metric_name=False,
-    )
-    loggers = _loggers(cfg, ctx)
-    # the recorder logs the lr for both backends; Lightning's LearningRateMonitor would add a
-    # second W&B row per epoch
-    callbacks: list[pl.Callback] = [EpochRecordCallback(ctx.recorder), checkpoints]
+    folder = Path(ctx.run_dir) / "checkpoints"
+    best = ModelCheckpoint(dirpath=folder, filename="best", monitor="val/acc", mode="max",
+                           save_on_train_epoch_end=True, auto_insert_metric_name=False)
+    bs, ebs = cfg.data.batch_size, cfg.data.eval_batch_size
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
         precision=t.precision, deterministic=t.deterministic,
         enable_progress_bar=t.progress_bar, enable_model_summary=t.progress_bar,
-        logger=loggers or False, callbacks=callbacks, num_sanity_val_steps=0,
-        default_root_dir=ctx.run_dir,
+        logger=_loggers(cfg, ctx) or False, num_sanity_val_steps=0,
+        default_root_dir=ctx.run_dir, plugins=[AtomicCheckpointIO()],
+        callbacks=[EpochRecordCallback(ctx.recorder, t.seed, ctx.on_start), best,
+                   LastCheckpoint(folder / "last.ckpt", ctx.recorder)],
     )
     device = trainer.strategy.root_device
-    bs, ebs = cfg.data.batch_size, cfg.data.eval_batch_size
     train = TensorBatches(data.x_train, data.y_train, bs, device, shuffle=True, seed=t.seed)
     val = TensorBatches(data.x_val, data.y_val, ebs, device)
     test = TensorBatches(data.x_test, data.y_test, ebs, device)
     module = CNNModule(cfg, data.spec.image_shape, data.spec.num_classes,
                        steps_per_epoch(cfg, data))
-    trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
-    trainer.test(module, dataloaders=test, ckpt_path="best", verbose=False)
+    ckpt = resume_path(folder / "last.ckpt") if ctx.resume else None
+    trainer.fit(module, train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt)
+    trainer.test(module, dataloaders=test, ckpt_path=best.best_model_path, verbose=False)
     m = trainer.callback_metrics
     return FitResult(params=count_params(module.net), test_loss=float(m["test/loss"]),
                      test_acc=float(m["test/acc"]))

@@ -46,8 +46,8 @@ def ensure_files(folder: Path, names: Sequence[str], md5s: dict[str, str],
     missing = [n for n in names if not (folder / n).is_file()]
     if not missing:
         return
-    hint = (f"data folder {folder} lacks {', '.join(missing)} of the files {', '.join(names)}; "
-            "point data.dir or MNISTLAB_DATA_DIR at a folder that has them")
+    hint = (f"data folder {folder} lacks {', '.join(missing)}; point data.dir or "
+            "MNISTLAB_DATA_DIR at a folder that has the dataset's files")
     if not download:
         raise DataError(f"{hint}, or set data.download=true")
     try:
