@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ class EpochRecorder:
         self._plots: dict[int, Any] = {}  # epoch -> its per-step lr plot, until published
         self._published = 0  # rows already in metrics.csv and W&B
         self.restored = 0  # epochs an earlier start had finished, when resumed
+        self.first_batch_at: float | None = None  # time.time() of this start's first step
         if not self.path.exists():  # else an earlier start's, until `restore` or `publish`
             self._write_csv()
 
@@ -59,6 +61,11 @@ class EpochRecorder:
 
     def log_step_lr(self, lr: float) -> None:
         self.step_lrs.append(float(lr))
+
+    def mark_first_batch(self) -> None:
+        """Called by the backends as each training batch starts; keeps the first time."""
+        if self.first_batch_at is None:
+            self.first_batch_at = time.time()
 
     def log_epoch(self, **values: float) -> None:
         row = {c: float(values[c]) for c in METRIC_COLUMNS}
@@ -114,7 +121,7 @@ def _finite(value: Any) -> Any:
 def build_summary(
     *, status: str, error: str | None, cfg: Any, rows: list[dict[str, float]],
     result: FitResult | None, n_train: int, wall_seconds: float, overrides: list[str],
-    resumed_from_epoch: int | None = None,
+    resumed_from_epoch: int | None = None, seconds_to_first_batch: float | None = None,
 ) -> dict[str, Any]:
     last = rows[-1] if rows else {}
     best = max(rows, key=lambda r: r["val_acc"]) if rows else {}
@@ -139,6 +146,9 @@ def build_summary(
         "train_samples_per_second": round(n_train * len(rows) / seconds, 1) if seconds else None,
         "overrides": list(overrides),
         "resumed_from_epoch": resumed_from_epoch,  # None: trained in one start
+        # from the process's start (interpreter, imports, data, model) to its first batch
+        "seconds_to_first_batch": (round(seconds_to_first_batch, 3)
+                                   if seconds_to_first_batch is not None else None),
     }
     return {k: _finite(v) for k, v in summary.items()}
 

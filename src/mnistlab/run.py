@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 
+import psutil
 from omegaconf import DictConfig
 
 from mnistlab.backends import RunContext, get_fit
@@ -14,6 +15,8 @@ from mnistlab.lifecycle import Job, Tracking, run_job
 from mnistlab.outputs import EpochRecorder, FitResult, build_summary, write_json_atomically
 from mnistlab.tracking import run_tags
 from mnistlab.validate import validate
+
+PROCESS_STARTED = psutil.Process().create_time()  # wall-clock time the interpreter started
 
 
 def sample_limits(cfg: DictConfig) -> tuple[int | None, int | None, int | None]:
@@ -61,10 +64,12 @@ class TrainingRun:
 
     def write_summary(self, job: Job, status: str) -> None:
         restored = self.recorder.restored if self.recorder else 0
+        first = self.recorder.first_batch_at if self.recorder else None
         summary = build_summary(
             status=status, error=job.error, cfg=self.cfg, rows=self.rows, result=job.result,
             n_train=self.n_train, wall_seconds=time.perf_counter() - self.started,
             overrides=job.overrides, resumed_from_epoch=restored if job.previous else None,
+            seconds_to_first_batch=first - PROCESS_STARTED if first else None,
         )
         write_json_atomically(job.run_dir / "summary.json", summary)
 

@@ -68,6 +68,7 @@ def callbacks(keras: ModuleType, recorder: EpochRecorder, scheduled: bool,
             self.started = time.perf_counter()
 
         def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            recorder.mark_first_batch()
             if scheduled:
                 lr = self.model.optimizer.learning_rate
                 recorder.log_step_lr(float(keras.ops.convert_to_numpy(lr)))

@@ -68,6 +68,7 @@ class EpochRecordCallback(pl.Callback):
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: object, batch_idx: int) -> None:
+        self.recorder.mark_first_batch()
         if trainer.lr_scheduler_configs:
             self.recorder.log_step_lr(trainer.optimizers[0].param_groups[0]["lr"])
 
