@@ -137,6 +137,7 @@ class TrainerConfig:
     seed: int = 42
     accelerator: str = "auto"
     devices: Any = "auto"
+    num_nodes: int = 1
     precision: str = "32-true"
     deterministic: bool = True
     progress_bar: bool = True

@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from mnistlab.cli import fail
 from mnistlab.errors import MnistlabError
 from mnistlab.interrupts import RunInterrupted
+from mnistlab.ranks import global_rank
 from mnistlab.rundir import Previous, read_previous, save_job_config
 from mnistlab.tracking import run_name, start_wandb, stored_wandb_id
 
@@ -63,6 +64,7 @@ class Job(Generic[R]):
     error: str | None = None
     result: R | None = None
     wandb_run: Any = field(default=None, repr=False)
+    rank: int = 0  # > 0: another process of a multi-process run, which writes nothing
 
     @property
     def name(self) -> str:
@@ -111,7 +113,13 @@ def run_job(cfg: DictConfig, *, prepare: Callable[[Job], P], execute: Callable[[
     hydra_cfg = HydraConfig.get()
     job: Job[R] = Job(cfg=cfg, run_dir=Path(hydra_cfg.runtime.output_dir),
                       overrides=list(hydra_cfg.overrides.task),
-                      multirun=hydra_cfg.mode == RunMode.MULTIRUN, hydra_cfg=hydra_cfg)
+                      multirun=hydra_cfg.mode == RunMode.MULTIRUN, hydra_cfg=hydra_cfg,
+                      rank=global_rank())
+    if job.rank > 0:  # rank 0 owns the directory, the W&B run and the final files
+        job.previous = read_previous(job.run_dir, cfg)
+        job.result = execute(job, prepare(job))
+        job.status = "completed"
+        return job
     if not _claim(job):
         return job
     try:

@@ -40,7 +40,7 @@ class EpochRecorder:
     every step's lr.
     """
 
-    def __init__(self, run_dir: Path, wandb_run: Any = None) -> None:
+    def __init__(self, run_dir: Path, wandb_run: Any = None, writes: bool = True) -> None:
         self.path = run_dir / "metrics.csv"
         self.wandb_run = wandb_run
         self.rows: list[dict[str, float]] = []
@@ -49,7 +49,8 @@ class EpochRecorder:
         self._published = 0  # rows already in metrics.csv and W&B
         self.restored = 0  # epochs an earlier start had finished, when resumed
         self.first_batch_at: float | None = None  # time.time() of this start's first step
-        if not self.path.exists():  # else an earlier start's, until `restore` or `publish`
+        self.writes = writes  # False in the other processes of a multi-process run
+        if writes and not self.path.exists():  # else an earlier start's, until `publish`
             self._write_csv()
 
     def restore(self, rows: list[dict[str, float]]) -> None:
@@ -84,6 +85,8 @@ class EpochRecorder:
 
     def publish(self) -> None:
         """metrics.csv and W&B catch up with the recorded rows; call after the checkpoint."""
+        if not self.writes:
+            return
         self._write_csv()
         for row in self.rows[self._published:]:
             if self.wandb_run is not None:

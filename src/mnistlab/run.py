@@ -47,7 +47,7 @@ class TrainingRun:
 
     def execute(self, job: Job, data: Splits) -> FitResult:
         self.n_train = len(data.x_train)
-        self.recorder = EpochRecorder(job.run_dir, job.wandb_run)
+        self.recorder = EpochRecorder(job.run_dir, job.wandb_run, writes=job.rank == 0)
         fit = get_fit(self.cfg.backend.name)
         ctx = RunContext(job.run_dir, self.recorder, job.wandb_run, resume=job.previous is not None,
                          on_start=lambda: self.write_summary(job, "running"))
@@ -63,6 +63,8 @@ class TrainingRun:
         return self.recorder.rows if self.recorder else []
 
     def write_summary(self, job: Job, status: str) -> None:
+        if job.rank > 0:
+            return
         restored = self.recorder.restored if self.recorder else 0
         first = self.recorder.first_batch_at if self.recorder else None
         summary = build_summary(

@@ -5,10 +5,12 @@ Each failure is one line naming the key, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.config import group_options
@@ -65,6 +67,9 @@ RULES: list[Rule] = [
     ("trainer.max_epochs", lambda v: v >= 1, "max_epochs >= 1"),
     ("trainer.seed", lambda v: 0 <= v < 2**32, "0 <= seed < 2**32"),
     ("trainer.accelerator", *_one_of(ACCELERATORS)),
+    ("trainer.devices", lambda v: v == "auto" or (isinstance(v, int) and v >= 1),
+     "auto or an integer >= 1"),
+    ("trainer.num_nodes", lambda v: v >= 1, "num_nodes >= 1"),
     ("trainer.precision", lambda v: str(v) in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
     ("trainer.limit_train_batches", lambda v: v is None or v >= 1, "null or an integer >= 1"),
     ("trainer.limit_val_batches", lambda v: v is None or v >= 1, "null or an integer >= 1"),
@@ -112,6 +117,27 @@ def check_conv_blocks(model: DictConfig, image_shape: tuple[int, int]) -> None:
         )
 
 
+def check_processes(cfg: DictConfig) -> None:
+    """Several devices: the global batch splits evenly, and each backend can start them here."""
+    t = cfg.trainer
+    if t.num_nodes > 1 and cfg.backend.name == "keras":
+        raise ConfigError(f"trainer.num_nodes={t.num_nodes} is not supported by backend=keras "
+                          "(MirroredStrategy uses one machine); use backend=lightning")
+    if t.devices == "auto":
+        return
+    world = t.devices * t.num_nodes
+    if cfg.data.batch_size % world:
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} is not allowed with {world} "
+                          f"devices; expected a multiple of {world} (each takes an equal part)")
+    slurm_tasks = int(os.environ.get("SLURM_NTASKS", "1"))
+    if (world > 1 and cfg.backend.name == "lightning" and HydraConfig.initialized()
+            and HydraConfig.get().mode == RunMode.MULTIRUN and slurm_tasks != world):
+        raise ConfigError(
+            f"trainer.devices={t.devices} in a local multirun is not supported: Lightning would "
+            "start the whole sweep again in each process; run it as a single run, or as Slurm "
+            f"tasks (hydra/launcher=slurm hydra.launcher.tasks_per_node={t.devices})")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError on the first value out of range; the cross-key checks come last."""
     check_rules(cfg, RULES)
@@ -127,6 +153,7 @@ def validate(cfg: DictConfig) -> None:
             f"left after data.val_size={cfg.data.val_size}"
         )
     check_conv_blocks(cfg.model, spec.image_shape)
+    check_processes(cfg)
     warmup = OmegaConf.select(cfg, "scheduler.warmup_epochs", default=0)
     if warmup >= cfg.trainer.max_epochs:
         raise ConfigError(f"scheduler.warmup_epochs={warmup} is not allowed; expected "

@@ -12,6 +12,7 @@ resumed run loads them and trains exactly as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -171,10 +172,16 @@ def seed_epoch(keras: ModuleType, model: Any, seed: int, epoch: int) -> None:
         generator.state.assign(keras.ops.convert_to_tensor(state, dtype=generator.state.dtype))
 
 
-def configure(keras: ModuleType, t: DictConfig) -> None:
-    """Seeds, determinism and devices, before any model or data is built."""
-    keras.utils.set_random_seed(t.seed)  # Python, NumPy, TensorFlow (and torch) generators
+def configure(keras: ModuleType, t: DictConfig) -> Any:
+    """Seeds, determinism and devices, before any model or data is built; returns the
+    distribution strategy under which to build the model (a no-op scope for one device)."""
     backend = keras.backend.backend()
+    replicas = t.devices if isinstance(t.devices, int) else 1
+    if replicas > 1 and backend != "tensorflow":
+        raise ConfigError(f"trainer.devices={replicas} needs backend.keras_backend=tensorflow "
+                          f"(tf.distribute), not {backend}; or use backend=lightning")
+    strategy = mirrored_strategy(replicas, t.accelerator) if replicas > 1 else None
+    keras.utils.set_random_seed(t.seed)  # Python, NumPy, TensorFlow (and torch) generators
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -193,6 +200,30 @@ def configure(keras: ModuleType, t: DictConfig) -> None:
         import torch
 
         torch.use_deterministic_algorithms(True)
+    return strategy if strategy is not None else contextlib.nullcontext()
+
+
+def mirrored_strategy(replicas: int, accelerator: str) -> Any:
+    """tf.distribute.MirroredStrategy over `replicas` GPUs, or on a machine without GPUs over as
+    many logical CPU devices (TensorFlow splits the host's CPU), each taking an equal part of
+    every batch; the scope's `scope()` is where the model must be built."""
+    import tensorflow as tf
+
+    gpus = [] if accelerator == "cpu" else tf.config.list_physical_devices("GPU")
+    if gpus:
+        if len(gpus) < replicas:
+            raise ConfigError(f"trainer.devices={replicas}, but TensorFlow sees {len(gpus)} GPUs")
+        return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(replicas)]).scope()
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(replicas)])
+    except RuntimeError:  # TensorFlow has started: the split can no longer change
+        if len(tf.config.list_logical_devices("CPU")) != replicas:
+            raise ConfigError(f"trainer.devices={replicas}: TensorFlow already runs in this "
+                              "process with another number of CPU devices; start a fresh "
+                              "process") from None
+    return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)]).scope()
 
 
 def build_model(keras: ModuleType, cfg: DictConfig, data: Splits, steps: int) -> Any:
@@ -227,16 +258,17 @@ def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
     from mnistlab.backends.keras_model import count_params
 
     t = cfg.trainer
-    configure(keras, t)
+    scope = configure(keras, t)
     steps = steps_per_epoch(cfg, data)
     run_dir = Path(ctx.run_dir)
     checkpoints = Checkpoints(run_dir / "checkpoints")
-    restored = checkpoints.restore(keras, steps) if ctx.resume else None
-    if restored is None:
-        model = build_model(keras, cfg, data, steps)
-    else:
-        model, rows = restored
-        ctx.recorder.restore(rows)
+    with scope:
+        restored = checkpoints.restore(keras, steps) if ctx.resume else None
+        if restored is None:
+            model = build_model(keras, cfg, data, steps)
+        else:
+            model, rows = restored
+            ctx.recorder.restore(rows)
     if t.progress_bar:
         model.summary()
     scheduled = isinstance(model.optimizer._learning_rate,  # no public "has a schedule"

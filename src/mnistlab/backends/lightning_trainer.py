@@ -26,7 +26,7 @@ from mnistlab.backends.lightning_module import CNNModule
 from mnistlab.backends.tensor_batches import TensorBatches
 from mnistlab.backends.torch_model import count_params
 from mnistlab.data import Splits
-from mnistlab.errors import DataError
+from mnistlab.errors import ConfigError, DataError
 from mnistlab.outputs import EpochRecorder, FitResult
 from mnistlab.seeds import derive_seed
 
@@ -63,7 +63,8 @@ class EpochRecordCallback(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
         trainer.train_dataloader.set_epoch(epoch)  # a TensorBatches: its shuffled order
-        torch.manual_seed(derive_seed(self.seed, epoch, 1))  # augmentation and dropout
+        # augmentation and dropout: each rank's own stream
+        torch.manual_seed(derive_seed(self.seed, epoch, 1, trainer.global_rank))
         self.started = time.perf_counter()
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -111,8 +112,7 @@ class LastCheckpoint(Checkpoint):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         trainer.save_checkpoint(self.path)
-        if trainer.is_global_zero:
-            self.recorder.publish()
+        self.recorder.publish()  # rank 0's; the other ranks' recorders write nothing
 
 
 def _loggers(cfg: DictConfig, ctx: RunContext) -> list[Logger]:
@@ -145,6 +145,7 @@ def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
     bs, ebs = cfg.data.batch_size, cfg.data.eval_batch_size
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
+        num_nodes=t.num_nodes,
         precision=t.precision, deterministic=t.deterministic,
         enable_progress_bar=t.progress_bar, enable_model_summary=t.progress_bar,
         logger=_loggers(cfg, ctx) or False, num_sanity_val_steps=0,
@@ -152,10 +153,15 @@ def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
         callbacks=[EpochRecordCallback(ctx.recorder, t.seed, ctx.on_start), best,
                    LastCheckpoint(folder / "last.ckpt", ctx.recorder)],
     )
-    device = trainer.strategy.root_device
-    train = TensorBatches(data.x_train, data.y_train, bs, device, shuffle=True, seed=t.seed)
-    val = TensorBatches(data.x_val, data.y_val, ebs, device)
-    test = TensorBatches(data.x_test, data.y_test, ebs, device)
+    device, world, rank = trainer.strategy.root_device, trainer.world_size, trainer.global_rank
+    if bs % world:
+        raise ConfigError(f"data.batch_size={bs} is not allowed with {world} processes; expected "
+                          f"a multiple of {world} (the batch is split evenly between them)")
+    shard = {"rank": rank, "world_size": world}
+    train = TensorBatches(data.x_train, data.y_train, bs, device, shuffle=True, seed=t.seed,
+                          **shard)
+    val = TensorBatches(data.x_val, data.y_val, ebs, device, **shard)
+    test = TensorBatches(data.x_test, data.y_test, ebs, device, **shard)
     module = CNNModule(cfg, data.spec.image_shape, data.spec.num_classes,
                        steps_per_epoch(cfg, data))
     ckpt = resume_path(folder / "last.ckpt") if ctx.resume else None

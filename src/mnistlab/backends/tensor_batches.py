@@ -18,15 +18,19 @@ from mnistlab.seeds import epoch_permutation
 
 class TensorBatches:
     """An iterable of (images, labels) batches; with `shuffle`, in the order of the epoch last
-    given to `set_epoch` (as torch's DistributedSampler)."""
+    given to `set_epoch` (as torch's DistributedSampler). In a run of `world_size` processes,
+    rank r takes every world_size-th sample of each batch from r on: the ranks' parts are
+    disjoint and together make the batch a single process would train on."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, device: torch.device,
-                 shuffle: bool = False, seed: int = 0) -> None:
+                 shuffle: bool = False, seed: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
         self.x = torch.from_numpy(np.ascontiguousarray(x)).to(device)
         self.y = torch.from_numpy(np.ascontiguousarray(y)).to(device)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -37,11 +41,15 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.y)
-        order = (torch.from_numpy(epoch_permutation(self.seed, self.epoch, n)).to(self.x.device)
-                 if self.shuffle else None)
-        for start in range(0, n, self.batch_size):
-            if order is None:
+        if self.shuffle:
+            order = torch.from_numpy(epoch_permutation(self.seed, self.epoch, n))
+        elif self.world_size > 1:
+            order = torch.arange(n)
+        else:  # one process, in order: plain slices, no gather
+            for start in range(0, n, self.batch_size):
                 yield self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
-            else:
-                idx = order[start:start + self.batch_size]
-                yield self.x[idx], self.y[idx]
+            return
+        order = order.to(self.x.device)
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size][self.rank::self.world_size]
+            yield self.x[idx], self.y[idx]
