@@ -138,6 +138,8 @@ class TrainerConfig:
     accelerator: str = "auto"
     devices: Any = "auto"
     num_nodes: int = 1
+    threads: int | None = None
+    stop_at_val_acc: float | None = None
     precision: str = "32-true"
     deterministic: bool = True
     progress_bar: bool = True

@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from mnistlab.cli import fail
 from mnistlab.errors import MnistlabError
@@ -97,9 +97,7 @@ def _claim(job: Job) -> bool:
         sys.stderr.write(f"error: {job.name}: {e}\n")  # its directory stays as it was
         return False
     previous = job.previous
-    if previous is not None and previous.status == "completed" and (
-            previous.summary.get("epochs_completed", 0)
-            >= OmegaConf.select(job.cfg, "trainer.max_epochs", default=0)):  # not raised
+    if previous is not None and previous.status == "completed" and not previous.raised:
         job.status = "skipped"
         print(f"{job.name}: completed earlier in {job.run_dir}; not retrained")
         return False

@@ -121,6 +121,12 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def _seconds_until(rows: list[dict[str, float]], epoch: int | None) -> float | None:
+    if epoch is None:
+        return None
+    return round(sum(r["epoch_seconds"] for r in rows if r["epoch"] <= epoch), 3)
+
+
 def build_summary(
     *, status: str, error: str | None, cfg: Any, rows: list[dict[str, float]],
     result: FitResult | None, n_train: int, wall_seconds: float, overrides: list[str],
@@ -129,6 +135,9 @@ def build_summary(
     last = rows[-1] if rows else {}
     best = max(rows, key=lambda r: r["val_acc"]) if rows else {}
     seconds = sum(r["epoch_seconds"] for r in rows)
+    target = cfg.trainer.stop_at_val_acc
+    reached = next((r["epoch"] for r in rows if target is not None and r["val_acc"] >= target),
+                   None)
     summary = {
         "status": status,
         "error": error,
@@ -145,6 +154,9 @@ def build_summary(
         "test_acc": result.test_acc if result else None,
         "best_val_acc": best.get("val_acc"),
         "best_epoch": best.get("epoch"),
+        # training + validation seconds until the best epoch, and until trainer.stop_at_val_acc
+        "seconds_to_best": _seconds_until(rows, best.get("epoch")),
+        "seconds_to_target": _seconds_until(rows, reached),
         "wall_seconds": round(wall_seconds, 3),
         "train_samples_per_second": round(n_train * len(rows) / seconds, 1) if seconds else None,
         "overrides": list(overrides),

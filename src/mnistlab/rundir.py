@@ -32,6 +32,7 @@ class Previous:
 
     status: str | None  # summary.json's status; None if it never got that far
     summary: dict[str, Any]
+    raised: bool = False  # trainer.max_epochs is higher now: a completed run trains on
 
 
 def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
@@ -86,7 +87,9 @@ def read_previous(run_dir: Path, cfg: DictConfig) -> Previous | None:
         summary = json.loads((run_dir / "summary.json").read_text())
     except (OSError, ValueError):
         summary = {}
-    return Previous(status=summary.get("status"), summary=summary)
+    epochs = (OmegaConf.select(stored, RAISABLE_KEY), OmegaConf.select(cfg, RAISABLE_KEY))
+    return Previous(status=summary.get("status"), summary=summary,
+                    raised=None not in epochs and epochs[1] > epochs[0])
 
 
 def save_job_config(run_dir: Path, cfg: DictConfig, hydra_cfg: DictConfig,

@@ -70,6 +70,8 @@ RULES: list[Rule] = [
     ("trainer.devices", lambda v: v == "auto" or (isinstance(v, int) and v >= 1),
      "auto or an integer >= 1"),
     ("trainer.num_nodes", lambda v: v >= 1, "num_nodes >= 1"),
+    ("trainer.threads", lambda v: v is None or v >= 1, "null or an integer >= 1"),
+    ("trainer.stop_at_val_acc", lambda v: v is None or 0 < v <= 1, "null or 0 < accuracy <= 1"),
     ("trainer.precision", lambda v: str(v) in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
     ("trainer.limit_train_batches", lambda v: v is None or v >= 1, "null or an integer >= 1"),
     ("trainer.limit_val_batches", lambda v: v is None or v >= 1, "null or an integer >= 1"),

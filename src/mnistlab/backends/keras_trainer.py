@@ -33,6 +33,7 @@ from mnistlab.data import Splits
 from mnistlab.errors import ConfigError, DataError, NonFiniteLossError
 from mnistlab.outputs import EpochRecorder, FitResult
 from mnistlab.seeds import derive_seed, epoch_permutation
+from mnistlab.threads import limit_blas, run_threads
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,10 @@ def configure(keras: ModuleType, t: DictConfig) -> Any:
     if replicas > 1 and backend != "tensorflow":
         raise ConfigError(f"trainer.devices={replicas} needs backend.keras_backend=tensorflow "
                           f"(tf.distribute), not {backend}; or use backend=lightning")
+    threads = run_threads(t)
+    limit_blas(threads)
+    if backend == "tensorflow":
+        set_tf_threads(threads)
     strategy = mirrored_strategy(replicas, t.accelerator) if replicas > 1 else None
     keras.utils.set_random_seed(t.seed)  # Python, NumPy, TensorFlow (and torch) generators
     if backend == "tensorflow":
@@ -196,11 +201,27 @@ def configure(keras: ModuleType, t: DictConfig) -> Any:
         if t.accelerator in GPU_ACCELERATORS and not gpus:
             raise ConfigError(f"trainer.accelerator={t.accelerator}, but TensorFlow sees no GPU; "
                               "use trainer.accelerator=auto or cpu")
-    elif backend == "torch" and t.deterministic:
+    elif backend == "torch":
         import torch
 
-        torch.use_deterministic_algorithms(True)
+        torch.set_num_threads(threads)
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True)
     return strategy if strategy is not None else contextlib.nullcontext()
+
+
+def set_tf_threads(threads: int) -> None:
+    """TensorFlow's op pools; they can be set only before its runtime starts."""
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    try:
+        threading.set_intra_op_parallelism_threads(threads)
+        threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # started earlier in this process (tests): keeps its first setting
+        if threading.get_intra_op_parallelism_threads() not in (0, threads):
+            log.warning("TensorFlow already runs with %d threads in this process, not %d",
+                        threading.get_intra_op_parallelism_threads(), threads)
 
 
 def mirrored_strategy(replicas: int, accelerator: str) -> Any:
@@ -289,11 +310,13 @@ def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
                   initial_epoch=epoch, epochs=epoch + 1, shuffle=False,
                   validation_data=(x_val, data.y_val), validation_batch_size=ebs,
                   callbacks=run_callbacks, verbose=0)
+        row = ctx.recorder.rows[-1]
         if t.progress_bar:  # one line per epoch: readable in a log file
-            row = ctx.recorder.rows[-1]
             log.info("epoch %d/%d: loss %.4f, acc %.4f, val_loss %.4f, val_acc %.4f", epoch + 1,
                      t.max_epochs, row["train_loss"], row["train_acc"], row["val_loss"],
                      row["val_acc"])
+        if t.stop_at_val_acc is not None and row["val_acc"] >= t.stop_at_val_acc:
+            break  # as Lightning's EarlyStopping(stopping_threshold=...)
     model.load_weights(checkpoints.best)  # test the best validation accuracy's weights
     test = model.evaluate(as_images(data.x_test), data.y_test, batch_size=ebs, verbose=0,
                           callbacks=run_callbacks[1:2], return_dict=True)

@@ -7,6 +7,7 @@ epoch come from (seed, epoch), so a resumed run trains exactly as an uninterrupt
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
+from pytorch_lightning.callbacks import Checkpoint, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
 
 from mnistlab import interrupts
@@ -29,6 +30,7 @@ from mnistlab.data import Splits
 from mnistlab.errors import ConfigError, DataError
 from mnistlab.outputs import EpochRecorder, FitResult
 from mnistlab.seeds import derive_seed
+from mnistlab.threads import limit_blas, run_threads
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -136,13 +138,27 @@ def resume_path(last: Path) -> str | None:
     return str(last)
 
 
+def set_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+    limit_blas(threads)
+    with contextlib.suppress(RuntimeError):  # settable once per process, before any parallel op
+        torch.set_num_interop_threads(threads)
+
+
 def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
     t = cfg.trainer
+    set_threads(run_threads(t))
     pl.seed_everything(t.seed, workers=True, verbose=False)
     folder = Path(ctx.run_dir) / "checkpoints"
     best = ModelCheckpoint(dirpath=folder, filename="best", monitor="val/acc", mode="max",
                            save_on_train_epoch_end=True, auto_insert_metric_name=False)
     bs, ebs = cfg.data.batch_size, cfg.data.eval_batch_size
+    # a Checkpoint callback runs last: last.ckpt holds the best-so-far and early-stop states
+    callbacks = [EpochRecordCallback(ctx.recorder, t.seed, ctx.on_start), best,
+                 LastCheckpoint(folder / "last.ckpt", ctx.recorder)]
+    if t.stop_at_val_acc is not None:  # stop once reached; patience never runs out first
+        callbacks.insert(1, EarlyStopping(monitor="val/acc", mode="max", patience=t.max_epochs,
+                                          stopping_threshold=t.stop_at_val_acc))
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes,
@@ -150,8 +166,7 @@ def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
         enable_progress_bar=t.progress_bar, enable_model_summary=t.progress_bar,
         logger=_loggers(cfg, ctx) or False, num_sanity_val_steps=0,
         default_root_dir=ctx.run_dir, plugins=[AtomicCheckpointIO()],
-        callbacks=[EpochRecordCallback(ctx.recorder, t.seed, ctx.on_start), best,
-                   LastCheckpoint(folder / "last.ckpt", ctx.recorder)],
+        callbacks=callbacks,
     )
     device, world, rank = trainer.strategy.root_device, trainer.world_size, trainer.global_rank
     if bs % world:
