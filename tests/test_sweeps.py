@@ -31,9 +31,18 @@ TINY = ["trainer=debug", "data.val_size=100", "logger=none"]
 
 
 def test_every_study_run_is_an_experiment() -> None:
-    assert sorted(STUDY) == EXPERIMENTS
+    assert sorted(STUDY) == [e for e in EXPERIMENTS if e.startswith("seed_")]
     assert sorted(["optimizer", "augmentation", "l2", "seed_runs", "ablation_grid",
-                             "optuna"]) == SWEEPS
+                   "optuna", "study"]) == SWEEPS
+
+
+def test_the_study_sweep_is_six_recipes_by_two_backends_by_three_seeds() -> None:
+    done = subprocess.run([sys.executable, "train.py", "sweeps=study", "--cfg", "hydra"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    params = OmegaConf.create(done.stdout).hydra.sweeper.params
+    assert params.experiment.split(",") == list(STUDY)
+    assert params.backend.split(",") == ["lightning", "keras"]
+    assert params["trainer.seed"].split(",") == ["1", "2", "3"]
 
 
 @pytest.mark.parametrize("name", sorted(STUDY))
@@ -65,6 +74,7 @@ def test_sweep_composes_with_its_parameters(name: str) -> None:
 
 def multirun(tmp_path: Path, data: Path, *overrides: str) -> tuple[subprocess.CompletedProcess,
                                                                    Path]:
+    """A tiny sweep in tmp_path/out/multirun/<time> (or in the hydra.sweep.dir it is given)."""
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "train.py", "-m", f"paths.data={data}", f"paths.output={out}", *TINY,
@@ -72,7 +82,8 @@ def multirun(tmp_path: Path, data: Path, *overrides: str) -> tuple[subprocess.Co
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
         env={**__import__("os").environ, "WANDB_MODE": "offline"},
     )
-    [sweep_dir] = (out / "multirun").iterdir()
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.sweep.dir=")]
+    [sweep_dir] = [Path(d) for d in given] or list((out / "multirun").iterdir())
     return done, sweep_dir
 
 
@@ -96,6 +107,9 @@ def test_tiny_grid_mixing_backends_gives_four_jobs_and_a_four_row_report(tiny_da
     assert len(rows) == 4 and {r["status"] for r in rows} == {"completed"}
     assert {(r["optimizer.name"], r["backend.name"]) for r in rows} == {
         ("adam", "keras"), ("adam", "lightning"), ("rmsprop", "keras"), ("rmsprop", "lightning")}
+    again, _ = multirun(tmp_path, tiny_data, "optimizer=adam,rmsprop", "backend=keras,lightning",
+                        f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep_dir}")
+    assert again.returncode == 0 and "jobs: 4 skipped, 0 resumed, 0 started" in again.stdout
 
 
 def test_sweep_jobs_share_a_wandb_group_and_are_named_by_their_overrides() -> None:
@@ -132,3 +146,27 @@ def test_submitit_local_sweep_mixing_backends(tiny_data, tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     jobs, rows = jobs_and_report(sweep_dir)
     assert len(jobs) == 2 and sorted(r["backend.name"] for r in rows) == ["keras", "lightning"]
+    (jobs[1] / "summary.json").unlink()  # as if killed before it could write it
+    again = subprocess.run([sys.executable, "train.py", "-m", f"resume={sweep_dir}"],
+                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "jobs: 1 skipped, 1 resumed, 0 started" in again.stdout
+
+
+def test_the_report_is_a_wandb_run_in_the_sweeps_group(tiny_data, tmp_path) -> None:
+    done, sweep_dir = multirun(tmp_path, tiny_data, "optimizer=adam,rmsprop", "logger=wandb")
+    assert done.returncode == 0, done.stderr[-3000:]
+    def records(folder: Path) -> list[dict]:
+        [piece] = folder.glob("wandb/offline-run-*")
+        out = subprocess.run([str(Path(sys.executable).with_name("wandb")), "leet", "inspect",
+                              "--json", str(piece)], capture_output=True, text=True, timeout=120,
+                             check=True).stdout
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    report = records(sweep_dir)
+    [run] = [r["run"] for r in report if r["type"] == "run"][:1]
+    [job] = [r["run"] for r in records(sweep_dir / "0") if r["type"] == "run"][:1]
+    assert run["job_type"] == "report" and run["run_group"] == job["run_group"]
+    assert run["run_group"] == f"multirun-{sweep_dir.name}"
+    logged = {k for r in report if r["type"] == "history" for k in r["history"]["item"]}
+    assert {"report/runs._type", "report/groups._type", "report/curves._type"} <= logged

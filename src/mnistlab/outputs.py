@@ -13,6 +13,7 @@ from typing import Any
 
 from mnistlab.atomic import write_atomically
 from mnistlab.errors import NonFiniteLossError
+from mnistlab.evaluation import Predictions
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_seconds")
 # metrics.csv column -> W&B metric name
@@ -26,6 +27,7 @@ class FitResult:
     params: int
     test_loss: float
     test_acc: float
+    test_predictions: Predictions | None = None  # the best checkpoint's, on rank 0
 
 
 class EpochRecorder:
@@ -50,6 +52,9 @@ class EpochRecorder:
         self.restored = 0  # epochs an earlier start had finished, when resumed
         self.first_batch_at: float | None = None  # time.time() of this start's first step
         self.writes = writes  # False in the other processes of a multi-process run
+        if wandb_run is not None:  # charts over epochs; history is stepped by epoch too
+            wandb_run.define_metric("epoch")
+            wandb_run.define_metric("*", step_metric="epoch")
         if writes and not self.path.exists():  # else an earlier start's, until `publish`
             self._write_csv()
 

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from mnistlab.backends import RunContext, get_fit
 from mnistlab.data import Splits, load_splits
+from mnistlab.evaluation import write_errors
 from mnistlab.interrupts import stop_at_batch_boundaries
 from mnistlab.lifecycle import Job, Tracking, run_job
 from mnistlab.outputs import EpochRecorder, FitResult, build_summary, write_json_atomically
@@ -53,9 +54,16 @@ class TrainingRun:
                          on_start=lambda: self.write_summary(job, "running"))
         with stop_at_batch_boundaries():
             result = fit(self.cfg, data, ctx)
+        if result.test_predictions is not None:  # rank 0
+            title = f"{self.cfg.backend.name}, {data.spec.title}"
+            write_errors(job.run_dir, data.x_test, data.y_test, list(data.spec.classes),
+                         result.test_predictions, title, job.wandb_run, step=len(self.rows))
         if job.wandb_run is not None:
+            best = max(self.rows, key=lambda r: r["val_acc"])
             job.wandb_run.summary.update({"test/loss": result.test_loss,
-                                          "test/acc": result.test_acc})
+                                          "test/acc": result.test_acc,
+                                          "best/val_acc": best["val_acc"],
+                                          "best/epoch": best["epoch"]})
         return result
 
     @property

@@ -5,6 +5,7 @@ summary.json instead of stopping the sweep)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 def job_counts(jobs: list[Path], since: float) -> dict[str, int]:
@@ -34,6 +35,29 @@ def job_counts(jobs: list[Path], since: float) -> dict[str, int]:
     return counts
 
 
+def log_report_run(config: DictConfig, sweep_dir: Path) -> None:
+    """The report as one W&B run in the sweep's group (job_type `report`): runs.csv and
+    groups.csv as Tables, every figure as an image; a re-run of the sweep continues it."""
+    import wandb
+
+    from mnistlab.lifecycle import sweep_group
+    from mnistlab.tracking import start_wandb, stored_wandb_id
+
+    task_cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    run = start_wandb(task_cfg, sweep_dir, name="report", job_type="report", tags=["report"],
+                      group=sweep_group(config.hydra), run_id=stored_wandb_id(sweep_dir))
+    tables = {}
+    for name in ("runs", "groups", "effects"):
+        path = sweep_dir / f"{name}.csv"
+        if path.is_file():
+            with path.open(newline="") as f:
+                rows = list(csv.reader(f))
+            tables[f"report/{name}"] = wandb.Table(columns=rows[0], data=rows[1:])
+    figures = {f"report/{p.stem}": wandb.Image(str(p)) for p in sorted(sweep_dir.glob("*.png"))}
+    run.log({**tables, **figures})
+    run.finish()
+
+
 class SweepReport(Callback):
     def __init__(self) -> None:
         self.started = time.time()
@@ -53,6 +77,8 @@ class SweepReport(Callback):
         report = write_report([sweep_dir], sweep_dir, job_counts=counts)
         failed = len(report.failed) + len(jobs) - len(report.rows)  # + jobs that left no summary
         print(f"report: {sweep_dir / 'report.md'}")
+        if config.logger.name == "wandb":
+            log_report_run(config, sweep_dir)
         if failed:
             sys.stderr.write(f"error: {failed} of {len(jobs)} jobs failed; see the report\n")
             raise SystemExit(1)

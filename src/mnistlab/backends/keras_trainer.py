@@ -31,6 +31,7 @@ from mnistlab.backends import RunContext, steps_per_epoch
 from mnistlab.backends.keras_env import import_keras
 from mnistlab.data import Splits
 from mnistlab.errors import ConfigError, DataError, NonFiniteLossError
+from mnistlab.evaluation import Predictions
 from mnistlab.outputs import EpochRecorder, FitResult
 from mnistlab.seeds import derive_seed, epoch_permutation
 from mnistlab.threads import limit_blas, run_threads
@@ -318,7 +319,11 @@ def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
         if t.stop_at_val_acc is not None and row["val_acc"] >= t.stop_at_val_acc:
             break  # as Lightning's EarlyStopping(stopping_threshold=...)
     model.load_weights(checkpoints.best)  # test the best validation accuracy's weights
-    test = model.evaluate(as_images(data.x_test), data.y_test, batch_size=ebs, verbose=0,
+    x_test = as_images(data.x_test)
+    test = model.evaluate(x_test, data.y_test, batch_size=ebs, verbose=0,
                           callbacks=run_callbacks[1:2], return_dict=True)
+    probs = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(x_test, batch_size=ebs,
+                                                                       verbose=0)))
+    predictions = Predictions(labels=probs.argmax(axis=1), confidence=probs.max(axis=1))
     return FitResult(params=count_params(model), test_loss=float(test["loss"]),
-                     test_acc=float(test["acc"]))
+                     test_acc=float(test["acc"]), test_predictions=predictions)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -28,6 +29,7 @@ from mnistlab.backends.tensor_batches import TensorBatches
 from mnistlab.backends.torch_model import count_params
 from mnistlab.data import Splits
 from mnistlab.errors import ConfigError, DataError
+from mnistlab.evaluation import Predictions
 from mnistlab.outputs import EpochRecorder, FitResult
 from mnistlab.seeds import derive_seed
 from mnistlab.threads import limit_blas, run_threads
@@ -184,4 +186,17 @@ def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
     trainer.test(module, dataloaders=test, ckpt_path=best.best_model_path, verbose=False)
     m = trainer.callback_metrics
     return FitResult(params=count_params(module.net), test_loss=float(m["test/loss"]),
-                     test_acc=float(m["test/acc"]))
+                     test_acc=float(m["test/acc"]),
+                     test_predictions=predict(module, data, ebs, device) if rank == 0 else None)
+
+
+@torch.no_grad()
+def predict(module: CNNModule, data: Splits, batch_size: int,
+            device: torch.device) -> Predictions:
+    """Class and softmax probability of each test image, with the weights trainer.test used."""
+    module.eval().to(device)
+    x = torch.from_numpy(np.ascontiguousarray(data.x_test)).to(device)
+    probs = torch.cat([module(batch.unsqueeze(1).float().div_(255)).softmax(dim=1)
+                       for batch in x.split(batch_size)])
+    confidence, labels = probs.max(dim=1)
+    return Predictions(labels=labels.cpu().numpy(), confidence=confidence.cpu().numpy())
