@@ -483,3 +483,23 @@ def test_fashion_mnist_real_data(real_data: Path) -> None:
     assert len(s.x_test) == 10_000
     _assert_stratified(s)
     assert np.all(np.bincount(s.y_val, minlength=10) == 1000)  # 6,000 of each item in train
+
+
+def test_the_split_is_cached_by_the_labels_checksum(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import sklearn.model_selection
+
+    folder = make_dataset(tmp_path / "mnist")
+    first = load_splits(data_cfg(folder))
+    assert list((tmp_path / "cache" / "splits").glob("*.npz"))
+
+    def no_split(*args, **kwargs):
+        raise AssertionError("split computed again")
+
+    monkeypatch.setattr(sklearn.model_selection, "train_test_split", no_split)
+    again = load_splits(data_cfg(folder))
+    np.testing.assert_array_equal(again.train_index, first.train_index)
+    np.testing.assert_array_equal(again.val_index, first.val_index)
+    other_seed = data_cfg(folder, split_seed=7)  # another key: computed (and fails here)
+    with pytest.raises(AssertionError, match="computed again"):
+        load_splits(other_seed)

@@ -45,8 +45,11 @@ GPU_ACCELERATORS = ("gpu", "cuda", "mps")
 
 
 def as_images(x: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W) -> float32 (N, H, W, 1) in [0, 1]: Lightning's x.float() / 255."""
-    return np.ascontiguousarray(x, dtype=np.float32)[..., None] / np.float32(255)
+    """uint8 (N, H, W) -> float32 (N, H, W, 1) in [0, 1]: Lightning's x.float() / 255, in one
+    float copy."""
+    images = x.astype(np.float32)[..., None]
+    images /= np.float32(255)
+    return images
 
 
 def callbacks(keras: ModuleType, recorder: EpochRecorder, scheduled: bool,
@@ -302,12 +305,14 @@ def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
                                                        append=True))
 
     ebs = cfg.data.eval_batch_size
-    x_train, x_val = as_images(data.x_train), as_images(data.x_val)
+    x_val = as_images(data.x_val)
     ctx.on_start()
     for epoch in range(len(ctx.recorder.rows), t.max_epochs):
         seed_epoch(keras, model, t.seed, epoch)
-        order = epoch_permutation(t.seed, epoch, len(x_train))
-        model.fit(x_train[order], data.y_train[order], batch_size=cfg.data.batch_size,
+        order = epoch_permutation(t.seed, epoch, len(data.x_train))
+        # this epoch's order, as floats: one copy of the training images at a time
+        model.fit(as_images(data.x_train[order]), data.y_train[order],
+                  batch_size=cfg.data.batch_size,
                   initial_epoch=epoch, epochs=epoch + 1, shuffle=False,
                   validation_data=(x_val, data.y_val), validation_batch_size=ebs,
                   callbacks=run_callbacks, verbose=0)

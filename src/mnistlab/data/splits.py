@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 
+from mnistlab.atomic import write_atomically
 from mnistlab.data.catalog import DATASETS, ROLES, DatasetSpec
 from mnistlab.data.download import ensure_files
 from mnistlab.data.idx import read_idx
@@ -57,6 +62,41 @@ def read_dataset(folder: Path, spec: DatasetSpec) -> dict[str, np.ndarray]:
     return arrays
 
 
+def cache_dir() -> Path:
+    """MNISTLAB_CACHE_DIR, else $XDG_CACHE_HOME/mnistlab, else ~/.cache/mnistlab."""
+    if "MNISTLAB_CACHE_DIR" in os.environ:
+        return Path(os.environ["MNISTLAB_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mnistlab"
+
+
+def split_indices(labels: np.ndarray, val_size: int, seed: int,
+                  folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The study's stratified train_test_split of the official training file's positions.
+
+    It depends only on the labels, val_size and seed, so it is computed once and cached under
+    their checksum: later runs skip it and scikit-learn's import (most of a run's data start-up).
+    """
+    key = hashlib.sha256(labels.tobytes()).hexdigest()[:16]
+    cache = cache_dir() / "splits" / f"{key}-{len(labels)}-{val_size}-{seed}.npz"
+    # absent or unreadable: computed again
+    with contextlib.suppress(OSError, ValueError, KeyError), np.load(cache) as stored:
+        return stored["train"], stored["val"]
+    from sklearn.model_selection import train_test_split  # slow import: only when not cached
+
+    try:
+        train_idx, val_idx = train_test_split(np.arange(len(labels)), test_size=val_size,
+                                              stratify=labels, random_state=seed)
+    except ValueError as e:  # too few images for val_size, or for a class on either side
+        raise ConfigError(f"cannot split the {len(labels)} training images of {folder} with "
+                          f"data.val_size={val_size}: {e}") from None
+    buffer = io.BytesIO()
+    np.savez(buffer, train=train_idx, val=val_idx)
+    with contextlib.suppress(OSError):  # a read-only home only costs the next run the split
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(cache, buffer.getvalue())
+    return train_idx, val_idx
+
+
 def load_splits(data: DictConfig) -> Splits:
     """Read (downloading if needed) the dataset and split it exactly as the study did."""
     spec = DATASETS[data.name]
@@ -64,17 +104,8 @@ def load_splits(data: DictConfig) -> Splits:
     names = [spec.files[r] for r in ROLES]
     ensure_files(folder, names, spec.md5, list(data.mirrors), data.download)
     arrays = read_dataset(folder, spec)
-    from sklearn.model_selection import train_test_split  # slow import: only when data is read
-
     labels = arrays["train_labels"].astype(np.int64)
-    try:
-        train_idx, val_idx = train_test_split(
-            np.arange(len(labels)), test_size=data.val_size, stratify=labels,
-            random_state=data.split_seed,
-        )
-    except ValueError as e:  # too few images for val_size, or for a class on either side
-        raise ConfigError(f"cannot split the {len(labels)} training images of {folder} with "
-                          f"data.val_size={data.val_size}: {e}") from None
+    train_idx, val_idx = split_indices(labels, data.val_size, data.split_seed, folder)
     if data.train_subset is not None:
         train_idx = train_idx[: data.train_subset]
     images = arrays["train_images"]
