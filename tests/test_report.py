@@ -18,17 +18,10 @@ import pytest
 import yaml
 from scipy import stats
 
-from mnistlab.report import (
-    OVERFIT_GAP,
-    NoRunsError,
-    Report,
-    factor_keys,
-    overfit_reason,
-    read_confusion,
-    varying_keys,
-    write_report,
-)
+from mnistlab.report import NoRunsError, Report, read_confusion, write_report
+from mnistlab.report_factors import factor_keys, varying_keys
 from mnistlab.report_plots import epoch_band
+from mnistlab.report_results import OVERFIT_GAP, overfit_reason
 from mnistlab.report_stats import Obs, factor_effects, load_study, matched_samples
 
 SRC = Path(__file__).resolve().parents[1] / "src"
