@@ -276,6 +276,12 @@ BAD_VALUES: list[tuple[list[str], str]] = [
     (["scheduler=onecycle", "scheduler.div_factor=0"], "scheduler.div_factor=0.0"),
     (["scheduler=onecycle", "scheduler.final_div_factor=-1"], "scheduler.final_div_factor=-1.0"),
     (["trainer.seed=-1"], "trainer.seed=-1"),
+    (["trainer.devices=0"], "trainer.devices=0"),
+    (["trainer.devices=many"], "trainer.devices=many"),
+    (["trainer.num_nodes=0"], "trainer.num_nodes=0"),
+    (["trainer.threads=0"], "trainer.threads=0"),
+    (["trainer.stop_at_val_acc=1.5"], "trainer.stop_at_val_acc=1.5"),
+    (["trainer.stop_at_val_acc=0"], "trainer.stop_at_val_acc=0.0"),
     (["trainer.seed=4294967296"], "trainer.seed=4294967296"),
     # cross-key checks
     (["scheduler=cosine", "scheduler.min_lr=0.1"], "min_lr <= optimizer.lr"),

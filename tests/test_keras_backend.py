@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import run_dirs, run_train
 
@@ -111,7 +112,10 @@ def test_keras_same_seed_twice_gives_identical_metrics(compose_cfg, tiny_data, t
         return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in rows]
 
     assert without_time(first[0]) == without_time(second[0])
-    assert first[1] == second[1]
+    a, b = first[1], second[1]
+    assert (a.params, a.test_loss, a.test_acc) == (b.params, b.test_loss, b.test_acc)
+    np.testing.assert_array_equal(a.test_predictions.labels, b.test_predictions.labels)
+    np.testing.assert_array_equal(a.test_predictions.confidence, b.test_predictions.confidence)
     with (tmp_path / "a" / "csv" / "metrics.csv").open() as f:
         keras_csv = list(csv.DictReader(f))
     assert [float(r["val_acc"]) for r in keras_csv] == [r["val_acc"] for r in first[0]]
