@@ -1,0 +1,76 @@
+"""experiment=fast (the speed recipe) and its yardstick, python -m mnistlab.keras_example.
+
+Only that they compose, validate and run end to end on tiny generated data: the recipe's
+accuracy and seconds on real MNIST are measured by hand (`python train.py experiment=fast`),
+not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_dirs, run_train
+from omegaconf import OmegaConf
+
+from mnistlab.config import REPO_ROOT
+from mnistlab.validate import validate
+
+# the recipe's batches are larger than the tiny data's 200 training / 100 validation images
+TINY = ["trainer=debug", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1", "data.val_size=100", "data.batch_size=32",
+        "data.eval_batch_size=50", "logger=none"]
+
+
+def test_fast_composes_and_validates(compose_cfg) -> None:
+    cfg = compose_cfg(["experiment=fast"])
+    validate(cfg)
+    OmegaConf.to_container(cfg, resolve=True)
+    assert cfg.experiment == "fast"
+    assert cfg.scheduler.name == "onecycle" and cfg.aug.name == "none"
+    assert cfg.trainer.stop_at_val_acc is not None and cfg.trainer.max_epochs <= 4
+    assert cfg.data.batch_size > 50  # larger than the study's
+    validate(compose_cfg(["experiment=fast", "backend=keras"]))
+
+
+@pytest.mark.parametrize("backend", ["lightning", "keras"])
+def test_fast_trains_on_tiny_data(tiny_data: Path, tmp_path: Path, backend: str) -> None:
+    done = run_train("experiment=fast", f"backend={backend}", *TINY, f"paths.data={tiny_data}",
+                     output=tmp_path / "out")
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = run_dirs(tmp_path / "out")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["backend"] == backend
+    assert 1 <= summary["epochs_completed"] <= 2
+    assert summary["test_acc"] is not None and summary["seconds_to_best"] is not None
+    assert "seconds_to_target" in summary
+    config = OmegaConf.load(run / ".hydra" / "config.yaml")
+    assert config.experiment == "fast" and config.scheduler.name == "onecycle"
+
+
+def test_keras_example_smoke(tiny_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "example.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "mnistlab.keras_example", "--epochs", "1",
+         "--data-dir", str(tiny_data / "mnist"), "--json", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env={**os.environ},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "fit seconds:" in done.stdout and "test accuracy:" in done.stdout
+    result = json.loads(out.read_text())
+    assert result["epochs"] == 1 and result["train_samples"] == 300
+    assert result["fit_seconds"] > 0 and 0 <= result["test_acc"] <= 1
+    assert result["params"] == 34_826  # the example's network
+
+
+def test_keras_example_missing_data(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mnistlab.keras_example", "--data-dir", str(tmp_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: data file not found:"), done.stderr
