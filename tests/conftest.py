@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -105,6 +107,38 @@ def run_train(*overrides: str, output: Path, timeout: float = 600) -> subprocess
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
     )
+
+
+RESULT_KEYS = ("epochs_completed", "params", "train_loss", "train_acc", "val_loss", "val_acc",
+               "test_loss", "test_acc", "best_val_acc", "best_epoch")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2,900 training images (with data.val_size=100): epochs long enough to interrupt."""
+    root = tmp_path_factory.mktemp("data")
+    make_dataset(root / "mnist", train_per_class=300, test_per_class=20)
+    return root
+
+
+def train_env() -> dict[str, str]:
+    return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+
+
+def metric_rows(run: Path) -> list[dict[str, str]]:
+    """metrics.csv's rows so far ([] before it exists)."""
+    try:
+        with (run / "metrics.csv").open() as f:
+            return list(csv.DictReader(f))
+    except FileNotFoundError:
+        return []
+
+
+def results(run: Path) -> tuple[list[dict[str, str]], dict]:
+    """metrics.csv without its timing column, and summary.json's result keys."""
+    rows = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in metric_rows(run)]
+    summary = json.loads((run / "summary.json").read_text())
+    return rows, {k: summary[k] for k in RESULT_KEYS}
 
 
 def run_dirs(output: Path) -> list[Path]:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_dataset, run_dirs, run_train
+from conftest import metric_rows, results, run_dirs, run_train, train_env
 
 from mnistlab.config import REPO_ROOT
 from mnistlab.rundir import expand_resume
@@ -20,34 +20,13 @@ from mnistlab.rundir import expand_resume
 # 2,900 training images in batches of 20: epochs long enough to be interrupted in
 RECIPE = ("data.val_size=100", "data.batch_size=20", "data.eval_batch_size=100",
           "trainer.max_epochs=3", "trainer.progress_bar=false")
-RESULT_KEYS = ("epochs_completed", "params", "train_loss", "train_acc", "val_loss", "val_acc",
-               "test_loss", "test_acc", "best_val_acc", "best_epoch")
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    make_dataset(root / "mnist", train_per_class=300, test_per_class=20)
-    return root
-
-
-def env() -> dict[str, str]:
-    return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 
 
 def start(*args: str) -> subprocess.Popen:
     """train.py in its own process group, so a kill takes W&B's helper process with it."""
-    return subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO_ROOT, env=env(),
+    return subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO_ROOT, env=train_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-
-
-def metric_rows(run: Path) -> list[dict[str, str]]:
-    try:
-        with (run / "metrics.csv").open() as f:
-            return list(csv.DictReader(f))
-    except FileNotFoundError:
-        return []
 
 
 def wait_for(condition, proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -56,13 +35,6 @@ def wait_for(condition, proc: subprocess.Popen, timeout: float = 240) -> None:
         assert proc.poll() is None, f"ended early: {proc.communicate()[1][-3000:]}"
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
-
-
-def results(run: Path) -> tuple[list[dict[str, str]], dict]:
-    """metrics.csv without its timing column, and summary.json's result keys."""
-    rows = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in metric_rows(run)]
-    summary = json.loads((run / "summary.json").read_text())
-    return rows, {k: summary[k] for k in RESULT_KEYS}
 
 
 def wandb_history(run: Path) -> tuple[set[str], list[int]]:
@@ -104,7 +76,7 @@ def test_sigkill_in_epoch_2_then_the_same_command_again(backend: str, data: Path
     assert len(metric_rows(run)) == 1
     assert json.loads((run / "summary.json").read_text())["status"] == "running"
 
-    done = subprocess.run([sys.executable, "train.py", *args], cwd=REPO_ROOT, env=env(),
+    done = subprocess.run([sys.executable, "train.py", *args], cwd=REPO_ROOT, env=train_env(),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
@@ -128,14 +100,14 @@ def test_sigterm_is_interrupted_then_resume_by_its_directory(
     assert "SIGTERM" in summary["error"]
 
     done = subprocess.run([sys.executable, "train.py", f"resume={run}"], cwd=REPO_ROOT,
-                          env=env(), capture_output=True, text=True, timeout=600)
+                          env=train_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert results(run) == results(uninterrupted[backend])
     ids, epochs = wandb_history(run)
     assert len(ids) == 1 and sorted(epochs) == [1, 2, 3]  # one W&B run, each epoch once
 
     again = subprocess.run([sys.executable, "train.py", f"resume={run}"], cwd=REPO_ROOT,
-                           env=env(), capture_output=True, text=True, timeout=600)
+                           env=train_env(), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "not retrained" in again.stdout  # completed: skipped
 
 
@@ -154,7 +126,7 @@ def test_a_three_job_sweep_killed_in_its_second_job_is_finished_by_resume(data: 
     assert not (sweep / "2").exists()
 
     done = subprocess.run([sys.executable, "train.py", "-m", f"resume={sweep}"], cwd=REPO_ROOT,
-                          env=env(), capture_output=True, text=True, timeout=600)
+                          env=train_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "jobs: 1 skipped, 1 resumed, 1 started" in done.stdout
     for name, content in first.items():  # job 0 was not retrained

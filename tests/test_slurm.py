@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_dataset
+from conftest import metric_rows, results, train_env
 
 from mnistlab import interrupts
 from mnistlab.config import REPO_ROOT
@@ -36,8 +36,6 @@ SLURM = ("hydra/launcher=slurm", f"hydra.launcher.partition={PARTITION}",
 # 2,900 training images in batches of 20 (~1 s an epoch on one core), one thread as the job's CPU
 RECIPE = ("data.val_size=100", "data.batch_size=20", "data.eval_batch_size=100",
           "trainer.threads=1", "trainer.progress_bar=false", "logger=none")
-RESULT_KEYS = ("epochs_completed", "params", "train_loss", "train_acc", "val_loss", "val_acc",
-               "test_loss", "test_acc", "best_val_acc", "best_epoch")
 
 
 @pytest.fixture(scope="module")
@@ -59,23 +57,12 @@ def slurm() -> str:
     return PARTITION
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    make_dataset(root / "mnist", train_per_class=300, test_per_class=20)
-    return root
-
-
-def env() -> dict[str, str]:
-    return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-
-
 STARTED: list[subprocess.Popen] = []  # this test's train.py processes
 
 
 def start(*args: str) -> subprocess.Popen:
     """train.py in its own process group (the sweep's driver, or a plain run)."""
-    proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO_ROOT, env=env(),
+    proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO_ROOT, env=train_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     STARTED.append(proc)
@@ -122,21 +109,6 @@ def sweep_dir(out: Path) -> Path:
 
 def job_dirs(sweep: Path) -> list[str]:
     return sorted(p.name for p in sweep.iterdir() if p.name.isdigit())
-
-
-def metric_rows(run: Path) -> list[dict[str, str]]:
-    try:
-        with (run / "metrics.csv").open() as f:
-            return list(csv.DictReader(f))
-    except FileNotFoundError:
-        return []
-
-
-def results(run: Path) -> tuple[list[dict[str, str]], dict]:
-    """metrics.csv without its timing column, and summary.json's result keys."""
-    rows = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in metric_rows(run)]
-    summary = json.loads((run / "summary.json").read_text())
-    return rows, {k: summary[k] for k in RESULT_KEYS}
 
 
 def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 240) -> None:
