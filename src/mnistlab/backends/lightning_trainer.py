@@ -56,7 +56,7 @@ class EpochRecordCallback(pl.Callback):
 
     def __init__(self, recorder: EpochRecorder, seed: int, on_start: Any) -> None:
         self.recorder, self.seed, self.on_start = recorder, seed, on_start
-        self.started = 0.0
+        self.started = self.ended = 0.0
         self.restored: list[dict[str, float]] | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -87,13 +87,18 @@ class EpochRecordCallback(pl.Callback):
         interrupts.check()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.ended = time.perf_counter()  # before the checkpoints are written, as in Keras
+
+    def record_epoch(self, trainer: pl.Trainer) -> None:
+        """Called by LastCheckpoint: after the module's on_train_epoch_end has logged the
+        training metrics, which Lightning runs after the other callbacks' hooks."""
         m = trainer.callback_metrics
         self.recorder.log_epoch(
             epoch=trainer.current_epoch + 1,
             train_loss=m["train/loss"], train_acc=m["train/acc"],
             val_loss=m["val/loss"], val_acc=m["val/acc"],
             lr=trainer.optimizers[0].param_groups[0]["lr"],
-            epoch_seconds=time.perf_counter() - self.started,
+            epoch_seconds=self.ended - self.started,
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -106,17 +111,20 @@ class EpochRecordCallback(pl.Callback):
 
 
 class LastCheckpoint(Checkpoint):
-    """last.ckpt at the end of every epoch, then the epoch is published (metrics.csv, W&B).
+    """At the end of every epoch: the epoch is recorded, last.ckpt written, then the epoch is
+    published (metrics.csv, W&B).
 
-    A `Checkpoint`, so Lightning runs it after ModelCheckpoint: last.ckpt then holds the best-
-    so-far tracking that includes this epoch."""
+    A `Checkpoint`, so Lightning runs it after the module's epoch-end hook (which logs the
+    training metrics) and after ModelCheckpoint: last.ckpt then holds the recorded epoch and
+    the best-so-far tracking that includes it."""
 
-    def __init__(self, path: Path, recorder: EpochRecorder) -> None:
-        self.path, self.recorder = path, recorder
+    def __init__(self, path: Path, record: EpochRecordCallback) -> None:
+        self.path, self.record = path, record
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.record.record_epoch(trainer)
         trainer.save_checkpoint(self.path)
-        self.recorder.publish()  # rank 0's; the other ranks' recorders write nothing
+        self.record.recorder.publish()  # rank 0's; the other ranks' recorders write nothing
 
 
 def _loggers(cfg: DictConfig, ctx: RunContext) -> list[Logger]:
@@ -156,8 +164,8 @@ def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
                            save_on_train_epoch_end=True, auto_insert_metric_name=False)
     bs, ebs = cfg.data.batch_size, cfg.data.eval_batch_size
     # a Checkpoint callback runs last: last.ckpt holds the best-so-far and early-stop states
-    callbacks = [EpochRecordCallback(ctx.recorder, t.seed, ctx.on_start), best,
-                 LastCheckpoint(folder / "last.ckpt", ctx.recorder)]
+    record = EpochRecordCallback(ctx.recorder, t.seed, ctx.on_start)
+    callbacks = [record, best, LastCheckpoint(folder / "last.ckpt", record)]
     if t.stop_at_val_acc is not None:  # stop once reached; patience never runs out first
         callbacks.insert(1, EarlyStopping(monitor="val/acc", mode="max", patience=t.max_epochs,
                                           stopping_threshold=t.stop_at_val_acc))
