@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ SUMMARY_KEYS = {
     "status", "error", "backend", "dataset", "seed", "epochs_completed", "params", "train_loss",
     "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "best_val_acc", "best_epoch",
     "wall_seconds", "train_samples_per_second", "overrides", "resumed_from_epoch",
-    "seconds_to_first_batch", "seconds_to_best", "seconds_to_target",
+    "seconds_to_first_batch", "seconds_to_best", "seconds_to_target", "commit", "machine",
 }
 
 
@@ -70,6 +71,12 @@ def test_debug_run_writes_metrics_summary_checkpoints_and_offline_wandb(tiny_dat
     assert summary["params"] == 225_034 and summary["epochs_completed"] == 2
     assert 0 <= summary["test_acc"] <= 1 and summary["train_samples_per_second"] > 0
     assert summary["overrides"][0] == "trainer=debug"
+    # what produced it: this checkout's commit, and the machine
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).parent).stdout.strip()
+    assert summary["commit"].removesuffix("+dirty") == head
+    machine = summary["machine"]
+    assert machine["cores"] >= 1 and torch.__version__.startswith(machine["torch"])
     assert {p.name for p in (run / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
     [wandb_file] = (run / "wandb").glob("offline-run-*/run-*.wandb")
     records = wandb_file.read_bytes()  # protobuf records: the config, history and summary

@@ -699,3 +699,28 @@ def test_job_counts_line_only_when_given(tmp_path: Path) -> None:
     assert "jobs: 2 skipped, 1 resumed, 3 started" in report.paths["report.md"].read_text()
     report = write_report([tmp_path], tmp_path, show=False)
     assert report.job_counts is None and "jobs:" not in report.paths["report.md"].read_text()
+
+
+def test_provenance_names_the_command_the_commits_and_the_machines(tmp_path: Path) -> None:
+    """From the sweep's multirun.yaml and each run's summary.json; a run from before mnistlab
+    recorded them is counted as not recorded, never guessed."""
+    from mnistlab.provenance import code_commit
+
+    machine = {"cpu": "Test CPU", "cores": 2, "gpu": None, "python": "3.11.7", "torch": "2.1"}
+    for i, commit in enumerate(["abc123", "abc123", None]):
+        run = make_run(tmp_path / str(i), seed=i)
+        summary = json.loads((run / "summary.json").read_text())
+        if commit:
+            summary.update(commit=commit, machine=machine)
+        (run / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {
+        "hydra": ["hydra/launcher=parallel"], "task": ["sweeps=study"]}}}))
+    report = write_report([tmp_path], tmp_path, show=False)
+    text = report.paths["report.md"].read_text()
+    provenance = text[text.index("## Provenance"):]
+    assert "- command: `python train.py -m hydra/launcher=parallel sweeps=study`" in provenance
+    assert "- runs trained at commit: `abc123` (2 runs)" in provenance
+    assert "- runs trained at commit: not recorded (1 runs)" in provenance
+    assert ("- runs trained on: Test CPU, 2 cores, GPU none; Python 3.11.7, torch 2.1 (2 runs)"
+            in provenance)
+    assert f"at commit `{code_commit()}`" in provenance

@@ -26,13 +26,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
-import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +38,10 @@ from rich.table import Table
 from mnistlab.cli import fail
 from mnistlab.config import REPO_ROOT
 from mnistlab.errors import MnistlabError
-from mnistlab.threads import cores
+from mnistlab.provenance import machine
 from mnistlab.validate import ACCELERATORS
 
 BACKENDS = ("lightning", "keras")
-PACKAGES = ("torch", "pytorch-lightning", "tensorflow", "keras")
 QUIET = ("logger=none", "trainer.progress_bar=false")
 EVAL_RUN = ("trainer.max_epochs=2", "trainer.limit_train_batches=1")
 
@@ -122,21 +117,6 @@ def bench_backend(overrides: list[str], folder: Path, repeat: int = 1) -> dict[s
     }
 
 
-def machine() -> dict[str, Any]:
-    """What the figures were measured on, and when."""
-    cpuinfo = Path("/proc/cpuinfo")
-    models = ([line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-               if line.startswith("model name")] if cpuinfo.exists() else [])
-    gpu = None
-    if shutil.which("nvidia-smi"):
-        done = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                              capture_output=True, text=True)
-        gpu = done.stdout.strip().splitlines()[0] if done.stdout.strip() else None
-    return {"cpu": models[0] if models else platform.processor(), "cores": cores(), "gpu": gpu,
-            "python": platform.python_version(), **{p: version(p) for p in PACKAGES},
-            "date": datetime.now().astimezone().isoformat(timespec="seconds")}
-
-
 def print_table(results: dict[str, dict[str, Any]], title: str, about: dict[str, Any]) -> None:
     table = Table(title=title, caption=", ".join(f"{k} {v}" for k, v in about.items()))
     for column in ("backend", "batch", "samples/s", "bare samples/s", "ratio", "eval samples/s",
@@ -207,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
                                                  args.repeat)
     except MnistlabError as e:
         fail(e)
-    about = machine()
+    about = machine(dated=True)
     n = next(iter(results.values()))["train_samples"]
     print_table(results, f"mnistlab bench: recipe {args.recipe}, {n:,} train samples, "
                 f"{args.epochs} epoch(s), device {args.device}, fastest of {args.repeat}", about)

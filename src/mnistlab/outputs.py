@@ -136,6 +136,7 @@ def build_summary(
     *, status: str, error: str | None, cfg: Any, rows: list[dict[str, float]],
     result: FitResult | None, n_train: int, wall_seconds: float, overrides: list[str],
     resumed_from_epoch: int | None = None, seconds_to_first_batch: float | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     last = rows[-1] if rows else {}
     best = max(rows, key=lambda r: r["val_acc"]) if rows else {}
@@ -169,6 +170,7 @@ def build_summary(
         # from the process's start (interpreter, imports, data, model) to its first batch
         "seconds_to_first_batch": (round(seconds_to_first_batch, 3)
                                    if seconds_to_first_batch is not None else None),
+        **(provenance or {}),  # the code's commit and the machine (mnistlab.provenance)
     }
     return {k: _finite(v) for k, v in summary.items()}
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mnistlab.atomic import write_atomically
+from mnistlab.provenance import provenance_lines
 from mnistlab.report_factors import SEED_KEY, confounded_keys, factor_keys, varying_keys
 from mnistlab.report_figures import draw_figures, figure_names
 from mnistlab.report_markdown import report_markdown
@@ -75,6 +76,7 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = [load_run(p, out_dir) for p in run_dirs]
     report = analyse(runs, out_dir, job_counts)
+    report.provenance = provenance_lines(dirs, [run.summary for run in runs])
     write_files(report, runs)
     if show:
         print_report(report, title=f"mnistlab report: {out_dir}")

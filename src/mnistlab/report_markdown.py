@@ -210,5 +210,6 @@ def report_markdown(report: Report) -> str:
         _failed_lines(report.failed),
         _overfit_lines(report.reasons),
         _plot_lines(report.paths),
+        ["## Provenance", "", *report.provenance] if report.provenance else [],
     ]  # fmt: skip
     return "\n\n".join("\n".join(s) for s in sections if s) + "\n"

@@ -60,6 +60,7 @@ class Report:
     conclusions: list[Conclusion] = field(default_factory=list)
     six_nine: dict[str, list[float]] = field(default_factory=dict)  # aug level -> per run
     job_counts: dict[str, int] | None = None
+    provenance: list[str] = field(default_factory=list)  # report.md's "Provenance" lines
 
     @property
     def failed(self) -> list[dict[str, Any]]:

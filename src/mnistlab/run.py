@@ -14,6 +14,7 @@ from mnistlab.evaluation import write_errors
 from mnistlab.interrupts import stop_at_batch_boundaries
 from mnistlab.lifecycle import Job, Tracking, run_job
 from mnistlab.outputs import EpochRecorder, FitResult, build_summary, write_json_atomically
+from mnistlab.provenance import code_commit, machine
 from mnistlab.tracking import run_tags
 from mnistlab.validate import validate
 
@@ -41,6 +42,7 @@ class TrainingRun:
         self.started = time.perf_counter()
         self.recorder: EpochRecorder | None = None
         self.n_train = 0
+        self.provenance = {"commit": code_commit(), "machine": machine()}
 
     def prepare(self, job: Job) -> Splits:
         validate(self.cfg)
@@ -80,6 +82,7 @@ class TrainingRun:
             n_train=self.n_train, wall_seconds=time.perf_counter() - self.started,
             overrides=job.overrides, resumed_from_epoch=restored if job.previous else None,
             seconds_to_first_batch=first - PROCESS_STARTED if first else None,
+            provenance=self.provenance,
         )
         write_json_atomically(job.run_dir / "summary.json", summary)
 
