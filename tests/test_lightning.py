@@ -117,3 +117,18 @@ def test_one_epoch_on_real_mnist_reaches_97_5_percent(real_data, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     print(f"lightning, 1 epoch on real MNIST: {summary}")
     assert summary["test_acc"] >= 0.975
+
+
+def test_training_steps_check_cuda_without_nvml() -> None:
+    """Lightning's import sets PYTORCH_NVML_BASED_CUDA_CHECK=1, under which torch's Adam asks
+    NVML for devices at every step (~0.4 ms on a CPU); fit and test run without it, and it is
+    set back afterwards."""
+    import os
+
+    from mnistlab.backends.lightning_trainer import NVML_CHECK, torch_cuda_checks
+
+    assert os.environ.get(NVML_CHECK) == "1"  # imported Lightning set it
+    with torch_cuda_checks():
+        assert NVML_CHECK not in os.environ
+        assert torch.optim.Adam([torch.zeros(1, requires_grad=True)]).step() is None
+    assert os.environ.get(NVML_CHECK) == "1"

@@ -54,9 +54,9 @@ class CNNModule(pl.LightningModule):
         if self.l2_weight > 0:
             loss = loss + l2_penalty(self.net, self.l2_weight)
         totals = getattr(self, f"{stage}_totals")
-        totals[0] += loss.detach() * len(y)
-        totals[1] += (logits.argmax(dim=1) == y).sum()
-        totals[2] += len(y)
+        totals[0].add_(loss.detach(), alpha=len(y))  # in place on views: no copy back
+        totals[1].add_((logits.argmax(dim=1) == y).sum())
+        totals[2].add_(len(y))
         return loss
 
     def _log_epoch(self, stage: str) -> None:
