@@ -66,8 +66,11 @@ def sweep_command(sweep_dir: Path) -> str | None:
     path = Path(sweep_dir) / "multirun.yaml"
     if not path.exists():
         return None
-    overrides = OmegaConf.load(path).hydra.overrides
-    return " ".join(["python train.py -m", *overrides.hydra, *overrides.task])
+    overrides = OmegaConf.select(OmegaConf.load(path), "hydra.overrides")
+    if overrides is None:  # not written by Hydra
+        return None
+    return " ".join(["python train.py -m", *overrides.get("hydra", []),
+                     *overrides.get("task", [])])
 
 
 def _machine_line(about: dict[str, Any]) -> str:
