@@ -60,18 +60,19 @@ JOBS: dict[str, tuple[str, float, str, dict[str, Any], list | None, list | None]
 FAILED_ERROR = "FloatingPointError: loss is nan at epoch 2"
 
 EXPECTED_CSV = [
-    ["run", "optimizer.name", "optimizer.lr", "aug.name", "status", "train_acc",
+    ["run", "optimizer.name", "optimizer.lr", "aug.name", "status", "epochs", "train_acc",
      "val_acc", "test_acc", "best_val_acc", "best_epoch", "gap", "wall_seconds", "overfit",
      "error"],
-    ["1", "adam", "0.001", "flip", "completed", "0.9", "0.975", "0.977", "0.975", "5",
+    ["1", "adam", "0.001", "flip", "completed", "5", "0.9", "0.975", "0.977", "0.975", "5",
      "-0.075", "14.0", "no", ""],
-    ["0", "adam", "0.001", "none", "completed", "0.975", "0.97", "0.968", "0.972", "3",
+    ["0", "adam", "0.001", "none", "completed", "5", "0.975", "0.97", "0.968", "0.972", "3",
      "0.005", "12.5", "no", ""],
-    ["2", "rmsprop", "0.001", "none", "completed", "0.96", "0.965", "0.96", "0.97", "2",
+    ["2", "rmsprop", "0.001", "none", "completed", "5", "0.96", "0.965", "0.96", "0.97", "2",
      "-0.005", "13.0", "yes", ""],
-    ["3", "rmsprop", "0.001", "flip", "completed", "0.99", "0.93", "0.925", "0.935", "4",
+    ["3", "rmsprop", "0.001", "flip", "completed", "5", "0.99", "0.93", "0.925", "0.935", "4",
      "0.06", "15.25", "yes", ""],
-    ["4", "sgd", "0.01", "none", "failed", "", "", "", "", "", "", "3.2", "no", FAILED_ERROR],
+    ["4", "sgd", "0.01", "none", "failed", "0", "", "", "", "", "", "", "3.2", "no",
+     FAILED_ERROR],
 ]  # fmt: skip
 
 
@@ -216,11 +217,11 @@ def test_report_md(swept: tuple[Path, Report]) -> None:
     start = lines.index(header)
     table = lines[start + 2 : start + 7]
     assert table[0] == (
-        "| 1 | adam | 0.001 | flip | completed | 0.9000 | 0.9750 | 0.9770 | 0.9750 | 5 "
+        "| 1 | adam | 0.001 | flip | completed | 5 | 0.9000 | 0.9750 | 0.9770 | 0.9750 | 5 "
         "| -0.0750 | 14.0 | no | - |"
     )
     assert table[4] == (
-        "| 4 | sgd | 0.01 | none | failed | - | - | - | - | - | - | 3.2 | no "
+        "| 4 | sgd | 0.01 | none | failed | 0 | - | - | - | - | - | - | 3.2 | no "
         f"| {FAILED_ERROR} |"
     )
     failed = md.split("## Failed jobs")[1].split("##")[0]
@@ -314,8 +315,8 @@ def test_cli_single_run(tmp_path: Path) -> None:
     rows = read_csv(run / "runs.csv")
     assert rows == [
         EXPECTED_CSV[0][:1] + EXPECTED_CSV[0][4:],
-        ["2024-05-02_09-00-00", "completed", "0.98", "0.975", "0.974", "0.976", "5", "0.005",
-         "10.0", "no", ""],
+        ["2024-05-02_09-00-00", "completed", "5", "0.98", "0.975", "0.974", "0.976", "5",
+         "0.005", "10.0", "no", ""],
     ]  # fmt: skip
     assert (run / "curves.png").read_bytes().startswith(PNG_SIGNATURE)
     assert (run / "ablation.png").read_bytes().startswith(PNG_SIGNATURE)

@@ -29,6 +29,8 @@ from mnistlab import interrupts
 from mnistlab.config import REPO_ROOT
 from mnistlab.interrupts import RunInterrupted
 
+# one node: under pytest-xdist (--dist loadgroup) these tests run one after another on one worker
+pytestmark = pytest.mark.xdist_group("slurm")
 PARTITION = os.environ.get("MNISTLAB_SLURM_PARTITION", "debug")
 SLURM = ("hydra/launcher=slurm", f"hydra.launcher.partition={PARTITION}",
          "hydra.launcher.cpus_per_task=1", "hydra.launcher.gpus_per_node=0",

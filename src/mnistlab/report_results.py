@@ -36,7 +36,7 @@ OVERFIT_RISING_EPOCHS = 3
 # augmentation on, so a negative gap is normal and never counts.
 OVERFIT_GAP = 0.05
 RESULT_COLUMNS = (
-    "status", "train_acc", "val_acc", "test_acc", "best_val_acc", "best_epoch", "gap",
+    "status", "epochs", "train_acc", "val_acc", "test_acc", "best_val_acc", "best_epoch", "gap",
     "wall_seconds", "overfit", "error",
 )  # fmt: skip
 SIX_NINE_FACTOR = "aug.name"  # what the 6<->9 confusions are compared by
@@ -115,11 +115,12 @@ def build_rows(runs: Sequence[Run], varying: Sequence[str]) -> tuple[list[dict],
         reason = overfit_reason(run.metrics, gap)
         if reason:
             reasons[run.name] = reason
-        best_epoch = _num(s.get("best_epoch"))
+        best_epoch, epochs = _num(s.get("best_epoch")), _num(s.get("epochs_completed"))
         row: dict[str, Any] = {"run": run.name}
         row.update({k: (run.config or {}).get(k) for k in varying})
         row.update(
             status=str(s.get("status") or "unknown"),
+            epochs=int(epochs) if epochs is not None else None,  # a full-length run's max_epochs
             train_acc=train,
             val_acc=val,
             test_acc=_num(s.get("test_acc")),
