@@ -40,9 +40,10 @@ Metrics = Mapping[str, Sequence[float]]
 
 
 def save_png(fig: Figure, path: Path) -> None:
-    """Write then rename, so a reader never sees half a PNG."""
+    """Write then rename, so a reader never sees half a PNG. The canvas grows to fit what
+    sticks out of the figure (a legend of long group labels), instead of cutting it off."""
     png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=DPI)
+    fig.savefig(png, format="png", dpi=DPI, bbox_inches="tight")
     write_atomically(path, png.getvalue())
 
 
