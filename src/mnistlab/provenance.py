@@ -3,9 +3,11 @@ its summary.json and the report states them, so a committed result names what pr
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import shutil
 import subprocess
+from collections import Counter
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -51,9 +53,10 @@ def machine(dated: bool = False) -> dict[str, Any]:
                if line.startswith("model name")] if cpuinfo.exists() else [])
     gpu = None
     if shutil.which("nvidia-smi"):
-        done = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                              capture_output=True, text=True)
-        gpu = done.stdout.strip().splitlines()[0] if done.stdout.strip() else None
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):  # a hung driver: no name
+            done = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                  capture_output=True, text=True, timeout=10)
+            gpu = done.stdout.strip().splitlines()[0] if done.stdout.strip() else None
     about = {"cpu": models[0] if models else platform.processor(), "cores": cores(), "gpu": gpu,
              "python": platform.python_version(), **{p: _package(p) for p in PACKAGES}}
     if dated:
@@ -84,16 +87,11 @@ def provenance_lines(sweep_dirs: list[Path], summaries: list[dict[str, Any]]) ->
     the runs recorded in summary.json (runs from before mnistlab recorded them are counted as
     not recorded), and the commit and date of the report itself."""
     lines = [f"- command: `{command}`" for d in sweep_dirs if (command := sweep_command(d))]
-    commits: dict[str, int] = {}
-    machines: dict[str, int] = {}
-    for summary in summaries:
-        commit = summary.get("commit") or "not recorded"
-        commits[commit] = commits.get(commit, 0) + 1
-        about = summary.get("machine")
-        line = _machine_line(about) if isinstance(about, dict) else "not recorded"
-        machines[line] = machines.get(line, 0) + 1
-    lines += [f"- runs trained at commit: `{c}` ({n} runs)" if c != "not recorded"
-              else f"- runs trained at commit: not recorded ({n} runs)" for c, n in commits.items()]
+    commits = Counter(f"`{s['commit']}`" if s.get("commit") else "not recorded"
+                      for s in summaries)
+    machines = Counter(_machine_line(s["machine"]) if isinstance(s.get("machine"), dict)
+                       else "not recorded" for s in summaries)
+    lines += [f"- runs trained at commit: {c} ({n} runs)" for c, n in commits.items()]
     lines += [f"- runs trained on: {m} ({n} runs)" for m, n in machines.items()]
     now = datetime.now().astimezone().isoformat(timespec="seconds")
     lines.append(f"- this report: written {now} at commit `{code_commit() or 'unknown'}`, on "
