@@ -88,7 +88,7 @@ def bench_backend(overrides: list[str], folder: Path, repeat: int = 1) -> dict[s
     eval_epochs, _ = train([*overrides, *EVAL_RUN], folder / "eval")
     n, n_val = bares[0]["train_samples"], bares[0]["val_samples"]
     # trainer.stop_at_val_acc may stop a run early: only the epochs every run trained count
-    both = min(len(e) for e, _ in runs + [(b["epoch_seconds"], None) for b in bares])
+    both = min(map(len, [*(epochs for epochs, _ in runs), *(b["epoch_seconds"] for b in bares)]))
     rates = [rate(n, epochs, both) for epochs, _ in runs]
     bare_rates = [rate(n, b["epoch_seconds"], both) for b in bares]
     epochs, summary = runs[rates.index(max(rates))]
