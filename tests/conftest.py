@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
+import logging
 import os
+import runpy
+import signal
 import subprocess
 import sys
+import traceback
+import warnings
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from mnistlab.backends.keras_env import preload_triton
@@ -123,6 +132,64 @@ def run_train(*overrides: str, output: Path, timeout: float = 600) -> subprocess
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
     )
+
+
+def _absl_to_stderr() -> None:
+    """Point absl's log handler (TensorFlow's) at the process's stderr. A run's logging setup
+    (Hydra's dictConfig) closes every handler, and absl's then closes its stream unless it is
+    the current sys.stderr: under train_here's capture that would be pytest's own stream."""
+    absl_logging = sys.modules.get("absl.logging")
+    if absl_logging is not None:
+        absl_logging.get_absl_handler().python_handler.setStream(sys.__stderr__)
+
+
+def train_here(*overrides: str, output: Path) -> subprocess.CompletedProcess:
+    """train.py run in this process as `python train.py` runs it (runpy, `__main__`), for tests of
+    what a run does and writes: it skips a fresh interpreter's ~5 s of imports (torch, Lightning,
+    TensorFlow), most of a debug run. What only a process shows (signals, the imports per backend,
+    DDP's processes, Slurm) stays with run_train. The exit code is SystemExit's (1 and the
+    traceback for an exception, as Python gives); this process's argv, environment, logging,
+    signal handlers and warning filters are put back afterwards."""
+    # Lightning's import sets an environment variable for good; imported now, the restore of the
+    # environment below keeps it, as a later import in this process would find it
+    import mnistlab.backends.lightning_trainer  # noqa: F401
+
+    argv = ["train.py", *overrides, f"paths.output={output}"]
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_env, saved_cwd = sys.argv, dict(os.environ), os.getcwd()
+    root = logging.getLogger()
+    saved_logging = root.handlers[:], root.level
+    saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM,
+                                                      signal.SIGUSR2)}
+    code = 0
+    _absl_to_stderr()
+    try:
+        sys.argv = argv
+        os.environ.update(WANDB_MODE="offline", WANDB_SILENT="true")
+        os.chdir(REPO_ROOT)
+        with redirect_stdout(out), redirect_stderr(err), warnings.catch_warnings():
+            try:
+                runpy.run_path(str(REPO_ROOT / "train.py"), run_name="__main__")
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else int(e.code is not None)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None  # the last job's; code run later must not read it
+        for handler in root.handlers:
+            if handler not in saved_logging[0]:
+                handler.close()
+        root.handlers[:], root.level = saved_logging
+        for s, handler in saved_signals.items():
+            signal.signal(s, handler)
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv = saved_argv
+        _absl_to_stderr()  # also if this run imported TensorFlow
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 RESULT_KEYS = ("epochs_completed", "params", "train_loss", "train_acc", "val_loss", "val_acc",

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_train
+from conftest import run_train, train_here
 
 from mnistlab.backends.tensor_batches import TensorBatches
 
@@ -36,9 +36,10 @@ def test_ranks_take_disjoint_parts_that_make_the_single_process_batch(shuffle: b
 
 
 def train(backend: str, devices: int, data: Path, out: Path) -> tuple[list[dict], dict]:
-    """One epoch on 5,000 real training images."""
-    done = run_train(*RECIPE, f"backend={backend}", f"trainer.devices={devices}",
-                     f"paths.data={data}", f"hydra.run.dir={out}", output=out.parent)
+    """One epoch on 5,000 real training images (several devices: in processes of their own)."""
+    launch = train_here if devices == 1 else run_train
+    done = launch(*RECIPE, f"backend={backend}", f"trainer.devices={devices}",
+                  f"paths.data={data}", f"hydra.run.dir={out}", output=out.parent)
     assert done.returncode == 0, done.stderr[-3000:]
     with (out / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))

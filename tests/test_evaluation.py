@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_dirs, run_train
+from conftest import run_dirs, train_here
 from matplotlib.image import imread
 
 from mnistlab.evaluation import (
@@ -49,8 +49,8 @@ def wandb_records(run: Path) -> list[dict]:
 @pytest.mark.parametrize("backend", ["lightning", "keras"])
 def test_a_run_writes_its_errors_and_one_wandb_row_per_epoch(backend: str, tiny_data: Path,
                                                             tmp_path: Path) -> None:
-    done = run_train("trainer=debug", "data.val_size=100", f"paths.data={tiny_data}",
-                     f"backend={backend}", "logger=wandb", output=tmp_path)
+    done = train_here("trainer=debug", "data.val_size=100", f"paths.data={tiny_data}",
+                      f"backend={backend}", "logger=wandb", output=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     [run] = run_dirs(tmp_path)
     matrix = read_confusion(run / "confusion.csv")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_dirs, run_train
+from conftest import run_dirs, train_here
 from omegaconf import OmegaConf
 
 from mnistlab.config import REPO_ROOT
@@ -39,8 +39,8 @@ def test_fast_composes_and_validates(compose_cfg) -> None:
 
 @pytest.mark.parametrize("backend", ["lightning", "keras"])
 def test_fast_trains_on_tiny_data(tiny_data: Path, tmp_path: Path, backend: str) -> None:
-    done = run_train("experiment=fast", f"backend={backend}", *TINY, f"paths.data={tiny_data}",
-                     output=tmp_path / "out")
+    done = train_here("experiment=fast", f"backend={backend}", *TINY, f"paths.data={tiny_data}",
+                      output=tmp_path / "out")
     assert done.returncode == 0, done.stderr[-3000:]
     [run] = run_dirs(tmp_path / "out")
     summary = json.loads((run / "summary.json").read_text())

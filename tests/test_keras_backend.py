@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_dirs, run_train
+from conftest import run_dirs, run_train, train_here
 
 from mnistlab.backends import RunContext
 from mnistlab.backends.keras_env import import_keras
@@ -136,8 +136,8 @@ def test_mixed_precision_trains(compose_cfg, tiny_data, tmp_path, precision, pol
 
 
 def test_keras_non_finite_loss_stops_the_run_with_one_line(tiny_data, tmp_path) -> None:
-    done = run_train(*TINY, f"paths.data={tiny_data}", "backend=keras", "logger=none",
-                     "optimizer.lr=1e30", output=tmp_path / "out")
+    done = train_here(*TINY, f"paths.data={tiny_data}", "backend=keras", "logger=none",
+                      "optimizer.lr=1e30", output=tmp_path / "out")
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in done.stderr
@@ -151,8 +151,8 @@ def test_keras_non_finite_loss_stops_the_run_with_one_line(tiny_data, tmp_path) 
 
 @pytest.mark.slow
 def test_keras_one_epoch_on_real_mnist_reaches_97_5_percent(real_data, tmp_path) -> None:
-    done = run_train(f"paths.data={real_data}", "backend=keras", "trainer.max_epochs=1",
-                     "optimizer.lr=0.001", "aug=none", "logger=none", output=tmp_path / "out")
+    done = train_here(f"paths.data={real_data}", "backend=keras", "trainer.max_epochs=1",
+                      "optimizer.lr=0.001", "aug=none", "logger=none", output=tmp_path / "out")
     assert done.returncode == 0, done.stderr[-3000:]
     [run] = run_dirs(tmp_path / "out")
     summary = json.loads((run / "summary.json").read_text())

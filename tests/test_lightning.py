@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_dirs, run_train
+from conftest import run_dirs, run_train, train_here
 
 from mnistlab.backends.torch_model import build_cnn, count_params, kernel_layers, l2_penalty
 from mnistlab.outputs import METRIC_COLUMNS
@@ -86,7 +86,10 @@ def test_debug_run_writes_metrics_summary_checkpoints_and_offline_wandb(tiny_dat
 
 def test_same_seed_twice_gives_identical_metrics(tiny_data, tmp_path):
     def metrics(out: Path) -> tuple[list[tuple[str, ...]], float]:
-        run = _debug_run(tiny_data, out, "logger=none")
+        done = train_here("trainer=debug", f"paths.data={tiny_data}", "data.val_size=100",
+                          "logger=none", output=out)
+        assert done.returncode == 0, done.stderr[-3000:]
+        [run] = run_dirs(out)
         with (run / "metrics.csv").open() as f:
             rows = [tuple(v for k, v in r.items() if k != "epoch_seconds")
                     for r in csv.DictReader(f)]
@@ -96,8 +99,8 @@ def test_same_seed_twice_gives_identical_metrics(tiny_data, tmp_path):
 
 
 def test_non_finite_loss_stops_the_run_with_one_line(tiny_data, tmp_path):
-    done = run_train("trainer=debug", f"paths.data={tiny_data}", "data.val_size=100",
-                     "logger=none", "optimizer.lr=1e30", output=tmp_path / "out")
+    done = train_here("trainer=debug", f"paths.data={tiny_data}", "data.val_size=100",
+                      "logger=none", "optimizer.lr=1e30", output=tmp_path / "out")
     assert done.returncode != 0
     [line] = done.stderr.strip().splitlines()[-1:]
     # nan or inf, depending on the machine's floating-point path: any non-finite loss stops it
@@ -110,8 +113,8 @@ def test_non_finite_loss_stops_the_run_with_one_line(tiny_data, tmp_path):
 
 @pytest.mark.slow
 def test_one_epoch_on_real_mnist_reaches_97_5_percent(real_data, tmp_path):
-    done = run_train(f"paths.data={real_data}", "trainer.max_epochs=1", "optimizer.lr=0.001",
-                     "aug=none", "trainer.progress_bar=false", output=tmp_path / "out")
+    done = train_here(f"paths.data={real_data}", "trainer.max_epochs=1", "optimizer.lr=0.001",
+                      "aug=none", "trainer.progress_bar=false", output=tmp_path / "out")
     assert done.returncode == 0, done.stderr[-3000:]
     [run] = run_dirs(tmp_path / "out")
     summary = json.loads((run / "summary.json").read_text())

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import metric_rows, results, run_dirs, run_train, train_env
+from conftest import metric_rows, results, run_dirs, train_env, train_here
 
 from mnistlab.config import REPO_ROOT
 from mnistlab.rundir import expand_resume
@@ -56,8 +56,8 @@ def uninterrupted(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     out = tmp_path_factory.mktemp("reference")
     runs = {}
     for backend in ("lightning", "keras"):
-        done = run_train(*RECIPE, f"backend={backend}", f"paths.data={data}", "logger=none",
-                         f"hydra.run.dir={out / backend}", output=out)
+        done = train_here(*RECIPE, f"backend={backend}", f"paths.data={data}", "logger=none",
+                          f"hydra.run.dir={out / backend}", output=out)
         assert done.returncode == 0, done.stderr[-3000:]
         runs[backend] = out / backend
     return runs
@@ -145,9 +145,9 @@ def test_a_directory_of_another_run_is_never_written_into(tiny_data: Path,
     run = tmp_path / "run"
     base = ("trainer=debug", "data.val_size=100", f"paths.data={tiny_data}", "logger=none",
             f"hydra.run.dir={run}")
-    assert run_train(*base, output=tmp_path).returncode == 0
+    assert train_here(*base, output=tmp_path).returncode == 0
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
-    done = run_train(*base, "optimizer.lr=0.01", "model.dropout=0.3", output=tmp_path)
+    done = train_here(*base, "optimizer.lr=0.01", "model.dropout=0.3", output=tmp_path)
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"error: {run} holds another run")
@@ -159,10 +159,10 @@ def test_max_epochs_may_be_raised_and_nothing_else(tiny_data: Path, tmp_path: Pa
     run = tmp_path / "run"
     base = ("trainer=debug", "data.val_size=100", f"paths.data={tiny_data}", "logger=none",
             f"hydra.run.dir={run}")
-    assert run_train(*base, output=tmp_path).returncode == 0
-    lower = run_train(f"resume={run}", "trainer.max_epochs=1", output=tmp_path)
+    assert train_here(*base, output=tmp_path).returncode == 0
+    lower = train_here(f"resume={run}", "trainer.max_epochs=1", output=tmp_path)
     assert lower.returncode == 2 and "trainer.max_epochs: 2 -> 1" in lower.stderr
-    longer = run_train(f"resume={run}", "trainer.max_epochs=3", output=tmp_path)
+    longer = train_here(f"resume={run}", "trainer.max_epochs=3", output=tmp_path)
     assert longer.returncode == 0, longer.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     assert (summary["epochs_completed"], summary["resumed_from_epoch"]) == (3, 2)
@@ -176,9 +176,9 @@ def test_an_unreadable_checkpoint_is_one_line_naming_it(backend: str, checkpoint
     run = tmp_path / "run"
     base = ("trainer=debug", "data.val_size=100", f"paths.data={tiny_data}", "logger=none",
             f"backend={backend}", f"hydra.run.dir={run}")
-    assert run_train(*base, output=tmp_path).returncode == 0
+    assert train_here(*base, output=tmp_path).returncode == 0
     (run / "checkpoints" / checkpoint).write_bytes(b"truncated")
-    done = run_train(f"resume={run}", "trainer.max_epochs=3", output=tmp_path)
+    done = train_here(f"resume={run}", "trainer.max_epochs=3", output=tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith("error: cannot resume from checkpoint")

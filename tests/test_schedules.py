@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_dirs, run_train
+from conftest import run_dirs, train_here
 from omegaconf import OmegaConf
 
 from mnistlab.backends.keras_env import import_keras
@@ -84,9 +84,9 @@ def test_debug_runs_train_with_the_same_lrs_on_both_backends(tiny_data: Path, tm
                                                              recipe: list[str]) -> None:
     runs = {}
     for backend in ("lightning", "keras"):
-        done = run_train(*recipe, f"backend={backend}", "trainer=debug", "data.val_size=100",
-                         "data.batch_size=20", f"paths.data={tiny_data}", "logger=wandb",
-                         output=tmp_path / backend)
+        done = train_here(*recipe, f"backend={backend}", "trainer=debug", "data.val_size=100",
+                          "data.batch_size=20", f"paths.data={tiny_data}", "logger=wandb",
+                          output=tmp_path / backend)
         assert done.returncode == 0, done.stderr[-3000:]
         [runs[backend]] = run_dirs(tmp_path / backend)
         summary = json.loads((runs[backend] / "summary.json").read_text())

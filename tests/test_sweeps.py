@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_train, train_here
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
@@ -74,14 +75,13 @@ def test_sweep_composes_with_its_parameters(name: str) -> None:
 
 def multirun(tmp_path: Path, data: Path, *overrides: str) -> tuple[subprocess.CompletedProcess,
                                                                    Path]:
-    """A tiny sweep in tmp_path/out/multirun/<time> (or in the hydra.sweep.dir it is given)."""
+    """A tiny sweep in tmp_path/out/multirun/<time> (or in the hydra.sweep.dir it is given); in
+    this process, but for launchers that start processes of their own."""
     out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "train.py", "-m", f"paths.data={data}", f"paths.output={out}", *TINY,
-         *overrides],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-        env={**__import__("os").environ, "WANDB_MODE": "offline"},
-    )
+    own_processes = any(o.startswith("hydra/launcher=") and o != "hydra/launcher=basic"
+                        for o in overrides)
+    launch = run_train if own_processes else train_here
+    done = launch("-m", f"paths.data={data}", *TINY, *overrides, output=out)
     given = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.sweep.dir=")]
     [sweep_dir] = [Path(d) for d in given] or list((out / "multirun").iterdir())
     return done, sweep_dir
