@@ -51,9 +51,9 @@ def test_l2_penalty_is_weight_times_sum_of_squared_kernels(compose_cfg) -> None:
     assert l2_penalty(net, 1e-3).item() == pytest.approx(expected, rel=1e-6)
 
 
-def _debug_run(tiny_data: Path, output: Path, *extra: str) -> Path:
-    done = run_train("trainer=debug", f"paths.data={tiny_data}", "data.val_size=100", *extra,
-                     output=output)
+def _debug_run(tiny_data: Path, output: Path, *extra: str, launch=run_train) -> Path:
+    done = launch("trainer=debug", f"paths.data={tiny_data}", "data.val_size=100", *extra,
+                  output=output)
     assert done.returncode == 0, done.stderr[-3000:]
     [run] = run_dirs(output)
     return run
@@ -86,10 +86,7 @@ def test_debug_run_writes_metrics_summary_checkpoints_and_offline_wandb(tiny_dat
 
 def test_same_seed_twice_gives_identical_metrics(tiny_data, tmp_path):
     def metrics(out: Path) -> tuple[list[tuple[str, ...]], float]:
-        done = train_here("trainer=debug", f"paths.data={tiny_data}", "data.val_size=100",
-                          "logger=none", output=out)
-        assert done.returncode == 0, done.stderr[-3000:]
-        [run] = run_dirs(out)
+        run = _debug_run(tiny_data, out, "logger=none", launch=train_here)
         with (run / "metrics.csv").open() as f:
             rows = [tuple(v for k, v in r.items() if k != "epoch_seconds")
                     for r in csv.DictReader(f)]
