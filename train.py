@@ -2,12 +2,12 @@
 
 from omegaconf import DictConfig
 
-from mnistlab.cli import run_app
+from mnistlab.run.app import run_app
 
 
 def train(cfg: DictConfig) -> float:
     """Imports the training stack only now, so that --help and config errors answer at once."""
-    from mnistlab.run import train as train_run
+    from mnistlab.run.training import train as train_run
 
     return train_run(cfg)
 

@@ -30,8 +30,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mnistlab.outputs import EpochRecorder
-from mnistlab.run import TrainingRun
+from mnistlab.training.recorder import EpochRecorder
+from mnistlab.run.training import TrainingRun
 
 recipe, backend, folder, overrides = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4:]
 label = f"{recipe:8} {backend:9}"

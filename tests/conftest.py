@@ -20,15 +20,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from mnistlab.backends.keras_env import preload_triton
-from mnistlab.config import CONF_DIR, REPO_ROOT
+from mnistlab.backends.keras.env import preload_triton
+from mnistlab.config import REPO_ROOT
+from mnistlab.run.configs import compose_config, register_configs
 
 preload_triton()  # before any test imports TensorFlow: triton loaded after it crashes Python
+register_configs()  # the schemas conf/'s YAML files start from, for tests that compose
 
 SHARED_DATA = Path(os.environ.get("MNISTLAB_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 FILES = {
@@ -119,8 +120,7 @@ def _offline_wandb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def compose_cfg() -> Iterator:
     """compose_cfg(overrides) -> DictConfig, through Hydra's compose API."""
     def _compose(overrides: list[str] | None = None) -> DictConfig:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            return compose("config", overrides=overrides or [], return_hydra_config=False)
+        return compose_config(overrides or [])
 
     yield _compose
 
@@ -152,7 +152,7 @@ def train_here(*overrides: str, output: Path) -> subprocess.CompletedProcess:
     signal handlers and warning filters are put back afterwards."""
     # Lightning's import sets an environment variable for good; imported now, the restore of the
     # environment below keeps it, as a later import in this process would find it
-    import mnistlab.backends.lightning_trainer  # noqa: F401
+    import mnistlab.backends.lightning.trainer  # noqa: F401
 
     argv = ["train.py", *overrides, f"paths.output={output}"]
     out, err = io.StringIO(), io.StringIO()

@@ -50,7 +50,7 @@ def test_with_repeat_the_fastest_run_of_each_side_counts(monkeypatch: pytest.Mon
                                                          tmp_path: Path) -> None:
     """Runs take turns (mnistlab, bare, mnistlab, bare), and each side's fastest counts: here
     mnistlab's second run (epoch 2 in 8 s) and the bare loop's first (epoch 2 in 9 s)."""
-    from mnistlab import bench
+    from mnistlab.bench import compare as bench
 
     mnistlab_runs = iter([[20.0, 10.0], [20.0, 8.0]])
     bare_runs = iter([[20.0, 9.0], [20.0, 12.0]])

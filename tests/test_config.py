@@ -14,10 +14,11 @@ from hydra.errors import ConfigCompositionException, HydraException, MissingConf
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
 
-from mnistlab.cli import one_line
-from mnistlab.config import CONF_DIR, SCHEMAS
-from mnistlab.errors import ConfigError
-from mnistlab.validate import RULES, validate
+from mnistlab.config import CONF_DIR
+from mnistlab.config.checks import RULES
+from mnistlab.config.schema import SCHEMAS
+from mnistlab.errors import ConfigError, one_line
+from mnistlab.run.training import check_config as validate
 
 # sweeps/ holds multirun definitions, hydra/ Hydra's own groups (launchers); experiment/ is below
 NOT_GROUPS = {"sweeps", "hydra", "experiment"}
@@ -214,7 +215,7 @@ def test_one_line_of_a_plain_error() -> None:
     assert one_line(ValueError("first\n\n  second")) == "first"
 
 
-# ---------------------------------------------------------------- value ranges (validate.py)
+# ---------------------------------------- value ranges (config/checks.py, and each backend's own)
 
 # (overrides, text that the message must contain: the key and the value as composed)
 BAD_VALUES: list[tuple[list[str], str]] = [

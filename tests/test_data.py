@@ -18,7 +18,8 @@ from conftest import FILES, idx_bytes, make_dataset, write_idx
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from mnistlab.config import CONF_DIR, DataConfig
+from mnistlab.config import CONF_DIR
+from mnistlab.config.schema import DataConfig
 from mnistlab.data import Splits, load_splits
 from mnistlab.data import download as download_module
 from mnistlab.data import splits as splits_module

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import run_train, train_here
 
-from mnistlab.backends.tensor_batches import TensorBatches
+from mnistlab.backends.lightning.batches import TensorBatches
 
 RECIPE = ("data.batch_size=50", "data.train_subset=5000", "trainer.max_epochs=1",
           "trainer.progress_bar=false", "trainer.accelerator=cpu", "logger=none",

@@ -17,11 +17,10 @@ from conftest import FILES, write_idx
 from hydra import compose, initialize_config_dir
 from matplotlib.image import imread
 
-from mnistlab.cli import USER_ERRORS, one_line
 from mnistlab.config import CONF_DIR
 from mnistlab.data import load_splits
-from mnistlab.eda import FIGURES, validate_eda
-from mnistlab.errors import ConfigError, DataError
+from mnistlab.eda.explore import FIGURES, validate_eda
+from mnistlab.errors import USER_ERRORS, ConfigError, DataError, one_line
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -12,13 +12,13 @@ import pytest
 from conftest import run_dirs, train_here
 from matplotlib.image import imread
 
-from mnistlab.evaluation import (
+from mnistlab.report import read_confusion
+from mnistlab.run.confusion import (
     Predictions,
     confusion_matrix,
     most_confidently_wrong,
     write_confusion_csv,
 )
-from mnistlab.report import read_confusion
 
 
 def test_confusion_matrix_rows_are_true_classes_and_round_trip(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""experiment=fast (the speed recipe) and its yardstick, python -m mnistlab.keras_example.
+"""experiment=fast (the speed recipe) and its yardstick, python -m mnistlab.bench.keras_example.
 
 Only that they compose, validate and run end to end on tiny generated data: the recipe's
 accuracy and seconds on real MNIST are measured by hand (`python train.py experiment=fast`),
@@ -18,7 +18,7 @@ from conftest import run_dirs, train_here
 from omegaconf import OmegaConf
 
 from mnistlab.config import REPO_ROOT
-from mnistlab.validate import validate
+from mnistlab.config.checks import validate
 
 # the recipe's batches are larger than the tiny data's 200 training / 100 validation images
 TINY = ["trainer=debug", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
@@ -55,7 +55,7 @@ def test_fast_trains_on_tiny_data(tiny_data: Path, tmp_path: Path, backend: str)
 def test_keras_example_smoke(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "example.json"
     done = subprocess.run(
-        [sys.executable, "-m", "mnistlab.keras_example", "--epochs", "1",
+        [sys.executable, "-m", "mnistlab.bench.keras_example", "--epochs", "1",
          "--data-dir", str(tiny_data / "mnist"), "--json", str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env={**os.environ},
     )
@@ -69,7 +69,7 @@ def test_keras_example_smoke(tiny_data: Path, tmp_path: Path) -> None:
 
 def test_keras_example_missing_data(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "mnistlab.keras_example", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "mnistlab.bench.keras_example", "--data-dir", str(tmp_path)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 2

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from conftest import run_dirs, run_train, train_here
 
-from mnistlab.backends import RunContext
-from mnistlab.backends.keras_env import import_keras
+from mnistlab.backends.keras.env import import_keras
 from mnistlab.config import REPO_ROOT
 from mnistlab.data import load_splits
 from mnistlab.errors import ConfigError
-from mnistlab.outputs import METRIC_COLUMNS, EpochRecorder, FitResult
+from mnistlab.training.contract import FitResult, RunContext
+from mnistlab.training.recorder import METRIC_COLUMNS, EpochRecorder
 
 TINY = ["trainer=debug", "data.val_size=100"]
 
@@ -32,7 +32,7 @@ def debug_run(tiny_data: Path, output: Path, *extra: str) -> Path:
 
 def fit_in_process(compose_cfg, tiny_data: Path, run_dir: Path,
                    *overrides: str) -> tuple[list[dict[str, float]], FitResult]:
-    from mnistlab.backends.keras_trainer import fit
+    from mnistlab.backends.keras.trainer import fit
 
     cfg = compose_cfg(["backend=keras", *TINY, f"paths.data={tiny_data}", "logger=none",
                        *overrides])
@@ -43,8 +43,8 @@ def fit_in_process(compose_cfg, tiny_data: Path, run_dir: Path,
 
 
 def test_training_stack_is_imported_only_for_its_backend() -> None:
-    code = ("import sys, mnistlab.run, mnistlab.backends.lightning_trainer, "
-            "mnistlab.backends.keras_trainer; "
+    code = ("import sys, mnistlab.run.training, mnistlab.backends.lightning.trainer, "
+            "mnistlab.backends.keras.trainer; "
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=300, check=True)
@@ -60,8 +60,8 @@ def test_keras_cannot_switch_backends_once_imported() -> None:
 
 def test_checkpoint_with_custom_flip_layer_loads(compose_cfg, tmp_path) -> None:
     keras = import_keras("tensorflow")
-    from mnistlab.backends.keras_augment import AUGMENTATIONS, RandomFlipP
-    from mnistlab.backends.keras_model import build_cnn
+    from mnistlab.backends.keras.augment import AUGMENTATIONS, RandomFlipP
+    from mnistlab.backends.keras.model import build_cnn
 
     cfg = compose_cfg(["aug=flip", "aug.horizontal_p=0.2", "aug.vertical_p=0.7"])
     model = build_cnn(cfg.model, (28, 28), 10, cfg.regularization.weight,

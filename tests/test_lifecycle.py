@@ -9,10 +9,10 @@ import pytest
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from mnistlab import lifecycle
 from mnistlab.errors import ConfigError
-from mnistlab.interrupts import RunInterrupted
-from mnistlab.lifecycle import Tracking, run_job
+from mnistlab.run import lifecycle
+from mnistlab.run.lifecycle import Tracking, run_job
+from mnistlab.training.interrupts import RunInterrupted
 
 
 class FakeRun:

@@ -12,8 +12,8 @@ import pytest
 import torch
 from conftest import run_dirs, run_train, train_here
 
-from mnistlab.backends.torch_model import build_cnn, count_params, kernel_layers, l2_penalty
-from mnistlab.outputs import METRIC_COLUMNS
+from mnistlab.backends.lightning.model import build_cnn, count_params, kernel_layers, l2_penalty
+from mnistlab.training.recorder import METRIC_COLUMNS
 
 SUMMARY_KEYS = {
     "status", "error", "backend", "dataset", "seed", "epochs_completed", "params", "train_loss",
@@ -125,7 +125,7 @@ def test_training_steps_check_cuda_without_nvml() -> None:
     set back afterwards."""
     import os
 
-    from mnistlab.backends.lightning_trainer import NVML_CHECK, torch_cuda_checks
+    from mnistlab.backends.lightning.trainer import NVML_CHECK, torch_cuda_checks
 
     assert os.environ.get(NVML_CHECK) == "1"  # imported Lightning set it
     with torch_cuda_checks():

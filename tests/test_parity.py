@@ -10,19 +10,18 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from mnistlab.backends.keras_env import import_keras
+from mnistlab.backends.keras.env import import_keras
+from mnistlab.data.catalog import DATASETS
 
-keras = import_keras("tensorflow")  # before keras_model / keras_augment import keras
+keras = import_keras("tensorflow")  # before the Keras side's modules import keras
 
-from mnistlab.backends import (  # noqa: E402
-    keras_augment,
-    keras_model,
-    keras_optim,
-    torch_augment,
-    torch_model,
-    torch_optim,
-)
-from mnistlab.backends.lightning_module import CNNModule  # noqa: E402
+from mnistlab.backends.keras import augment as keras_augment  # noqa: E402
+from mnistlab.backends.keras import model as keras_model  # noqa: E402
+from mnistlab.backends.keras import optim as keras_optim  # noqa: E402
+from mnistlab.backends.lightning import augment as torch_augment  # noqa: E402
+from mnistlab.backends.lightning import model as torch_model  # noqa: E402
+from mnistlab.backends.lightning import optim as torch_optim  # noqa: E402
+from mnistlab.backends.lightning.module import CNNModule  # noqa: E402
 
 SIZE = 28
 CENTRE = (SIZE - 1) / 2  # 13.5: both frameworks rotate about the image centre
@@ -260,7 +259,7 @@ def test_keras_augments_only_in_training(aug: dict) -> None:
 def test_lightning_augments_only_in_training(compose_cfg) -> None:
     """With flips of probability 1, a step sees flipped images exactly when it augments."""
     cfg = compose_cfg(["aug=flip", "aug.horizontal_p=1", "aug.vertical_p=1", "model.dropout=0"])
-    module = CNNModule(cfg, (SIZE, SIZE), 10).eval()
+    module = CNNModule(cfg, DATASETS["mnist"]).eval()
     x = torch.from_numpy((dots(8, 5.5, 8.5) * 255).astype(np.uint8))
     y = torch.arange(8)
 

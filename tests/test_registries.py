@@ -7,32 +7,23 @@ import pytest
 from omegaconf import OmegaConf
 
 from mnistlab.backends import BACKENDS
-from mnistlab.backends.keras_env import import_keras
-from mnistlab.config import SCHEMAS, group_options
+from mnistlab.backends.keras.env import import_keras
+from mnistlab.config import group_options
+from mnistlab.config.checks import validate
+from mnistlab.config.schema import SCHEMAS
 from mnistlab.data.catalog import DATASETS
 from mnistlab.errors import ConfigError
 from mnistlab.registry import Registry
-from mnistlab.validate import validate
 
 import_keras("tensorflow")  # before the Keras-side registries import keras
 
-from mnistlab.backends import (  # noqa: E402
-    keras_augment,
-    keras_model,
-    keras_optim,
-    keras_schedule,
-    torch_augment,
-    torch_model,
-    torch_optim,
-    torch_schedule,
-)
-
-REGISTRIES = {  # config group -> (torch side, Keras side)
-    "optimizer": (torch_optim.OPTIMIZERS, keras_optim.OPTIMIZERS),
-    "scheduler": (torch_schedule.SCHEDULES, keras_schedule.SCHEDULES),
-    "aug": (torch_augment.AUGMENTATIONS, keras_augment.AUGMENTATIONS),
-    "model": (torch_model.MODELS, keras_model.MODELS),
-}
+# config group -> (lightning side, Keras side), through each backend's seam
+_SIDES = [BACKENDS["lightning"].registries(), BACKENDS["keras"].registries()]
+REGISTRIES = {group: tuple(side[group] for side in _SIDES)
+              for group in ("optimizer", "scheduler", "aug", "model")}
+torch_optim, keras_optim = (side["optimizer"] for side in _SIDES)
+torch_augment, keras_augment = (side["aug"] for side in _SIDES)
+torch_model, keras_model = (side["model"] for side in _SIDES)
 
 
 @pytest.mark.parametrize("group", list(REGISTRIES))
@@ -44,7 +35,7 @@ def test_both_backends_register_every_option_of_the_group(group: str) -> None:
 def test_datasets_backends_and_schemas_match_their_groups() -> None:
     assert tuple(sorted(DATASETS)) == group_options("data")
     assert BACKENDS.names() == group_options("backend")
-    for group in ("model", "optimizer", "scheduler", "aug", "backend", "logger"):
+    for group in ("model", "optimizer", "scheduler", "aug", "logger"):
         assert tuple(sorted(SCHEMAS[group])) == group_options(group), group
 
 
@@ -82,18 +73,18 @@ def test_every_option_builds_on_both_backends(compose_cfg) -> None:
 
     for name in group_options("optimizer"):
         opt = compose_cfg([f"optimizer={name}"]).optimizer
-        assert torch_optim.OPTIMIZERS[name]([torch.nn.Parameter(torch.zeros(2))], opt)
-        assert keras_optim.OPTIMIZERS[name](opt, opt.lr)
+        assert torch_optim[name]([torch.nn.Parameter(torch.zeros(2))], opt)
+        assert keras_optim[name](opt, opt.lr)
     for name in group_options("aug"):
         aug = compose_cfg([f"aug={name}"]).aug
         x = torch.rand(2, 1, 28, 28)
-        assert torch_augment.AUGMENTATIONS[name](aug)(x).shape == x.shape
-        assert isinstance(keras_augment.AUGMENTATIONS[name](aug), list)
+        assert torch_augment[name](aug)(x).shape == x.shape
+        assert isinstance(keras_augment[name](aug), list)
     model = compose_cfg().model
     for shape in ((28, 28), (32, 24)):  # the dataset's image shape, not a constant
-        net = torch_model.MODELS["cnn"](model, shape, 7)
+        net = torch_model["cnn"](model, shape, 7)
         assert net(torch.zeros(1, 1, *shape)).shape == (1, 7)
-        keras_net = keras_model.MODELS["cnn"](model, shape, 7, 0.0, [])
+        keras_net = keras_model["cnn"](model, shape, 7, 0.0, [])
         assert tuple(keras_net(np.zeros((1, *shape, 1), "float32")).shape) == (1, 7)
 
 

@@ -19,10 +19,10 @@ import yaml
 from scipy import stats
 
 from mnistlab.report import NoRunsError, Report, read_confusion, write_report
-from mnistlab.report_factors import factor_keys, varying_keys
-from mnistlab.report_plots import epoch_band
-from mnistlab.report_results import OVERFIT_GAP, overfit_reason
-from mnistlab.report_stats import Obs, factor_effects, load_study, matched_samples
+from mnistlab.report.factors import factor_keys, varying_keys
+from mnistlab.report.plots import epoch_band
+from mnistlab.report.results import OVERFIT_GAP, overfit_reason
+from mnistlab.report.stats import Obs, factor_effects, load_study, matched_samples
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -705,7 +705,7 @@ def test_job_counts_line_only_when_given(tmp_path: Path) -> None:
 def test_provenance_names_the_command_the_commits_and_the_machines(tmp_path: Path) -> None:
     """From the sweep's multirun.yaml and each run's summary.json; a run from before mnistlab
     recorded them is counted as not recorded, never guessed."""
-    from mnistlab.provenance import code_commit
+    from mnistlab.run.provenance import code_commit
 
     machine = {"cpu": "Test CPU", "cores": 2, "gpu": None, "python": "3.11.7", "torch": "2.1"}
     for i, commit in enumerate(["abc123", "abc123", None]):

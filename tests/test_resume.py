@@ -15,7 +15,7 @@ import pytest
 from conftest import metric_rows, results, run_dirs, train_env, train_here
 
 from mnistlab.config import REPO_ROOT
-from mnistlab.rundir import expand_resume
+from mnistlab.run.rundir import expand_resume
 
 # 2,900 training images in batches of 20: epochs long enough to be interrupted in
 RECIPE = ("data.val_size=100", "data.batch_size=20", "data.eval_batch_size=100",

@@ -11,11 +11,12 @@ import torch
 from conftest import run_dirs, train_here
 from omegaconf import OmegaConf
 
-from mnistlab.backends.keras_env import import_keras
+from mnistlab.backends.keras.env import import_keras
 
 keras = import_keras("tensorflow")
 
-from mnistlab.backends import keras_schedule, torch_schedule  # noqa: E402
+from mnistlab.backends.keras import schedule as keras_schedule  # noqa: E402
+from mnistlab.backends.lightning import schedule as torch_schedule  # noqa: E402
 
 SCHEDULES = {
     "none": dict(name="none"),

@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 from conftest import metric_rows, results, train_env
 
-from mnistlab import interrupts
 from mnistlab.config import REPO_ROOT
-from mnistlab.interrupts import RunInterrupted
+from mnistlab.training import interrupts
+from mnistlab.training.interrupts import RunInterrupted
 
 # one node: under pytest-xdist (--dist loadgroup) these tests run one after another on one worker
 pytestmark = pytest.mark.xdist_group("slurm")

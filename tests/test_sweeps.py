@@ -14,8 +14,8 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from mnistlab.config import CONF_DIR, REPO_ROOT
-from mnistlab.lifecycle import sweep_group
-from mnistlab.tracking import run_name
+from mnistlab.run.lifecycle import sweep_group
+from mnistlab.run.tracking import run_name
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 SWEEPS = sorted(p.stem for p in (REPO_ROOT / "sweeps").glob("*.yaml"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from mnistlab import threads
+from mnistlab.training import threads
 
 
 @pytest.mark.parametrize(("setting", "n_jobs", "expected"), [

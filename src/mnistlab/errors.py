@@ -1,4 +1,15 @@
-"""Errors that a user can fix: the CLI prints them as one line, without a traceback."""
+"""Errors that a user can fix, their shared messages, and how the CLI prints them: one line,
+without a traceback (`HYDRA_FULL_ERROR=1` brings the traceback back)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf.errors import OmegaConfBaseException
 
 
 class MnistlabError(Exception):
@@ -15,3 +26,51 @@ class DataError(MnistlabError):
 
 class NonFiniteLossError(MnistlabError):
     """Training diverged: continuing would only waste time on NaNs."""
+
+    @classmethod
+    def at(cls, loss: float, epoch: int, batch: int | None = None) -> NonFiniteLossError:
+        """The one wording, for a batch (both backends' step checks) or a finished epoch."""
+        where = (f"became {loss} at epoch {epoch}, batch {batch}" if batch is not None
+                 else f"is {loss} after epoch {epoch}")
+        return cls(f"training loss {where}; the run diverged, try a smaller optimizer.lr")
+
+
+def unreadable_checkpoint(path: Path, error: BaseException) -> DataError:
+    """A checkpoint that a resume cannot load, whichever backend wrote it."""
+    return DataError(f"cannot resume from checkpoint {path}: it cannot be read "
+                     f"({type(error).__name__}); delete it to train this run from the start")
+
+
+def unknown_option(group: str, name: object, choices: tuple[str, ...]) -> str:
+    """The one wording for an unknown option: registries and Hydra's missing config alike."""
+    return f"unknown option '{name}' for {group}; choose one of: {', '.join(sorted(choices))}"
+
+
+USER_ERRORS = (MnistlabError, HydraException, OmegaConfBaseException)
+_tracebacks = False  # HYDRA_FULL_ERROR=1 as the user set it, before run_app claims the variable
+
+
+def show_tracebacks(on: bool) -> None:
+    global _tracebacks
+    _tracebacks = on
+
+
+def one_line(error: BaseException) -> str:
+    """Boil Hydra's and OmegaConf's multi-line messages down to the part a user acts on."""
+    if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
+        group, _, option = error.missing_cfg_file.rpartition("/")
+        return unknown_option(group, option, tuple(error.options))
+    parts = [str(error).split("\n")[0]]
+    cause = error.__cause__
+    if isinstance(cause, OmegaConfBaseException):
+        parts.append(getattr(cause, "msg", str(cause)).split("\n")[0])
+    text = ": ".join(p.strip().rstrip(".") for p in parts if p.strip())
+    return re.sub(r"\s+", " ", text)
+
+
+def fail(error: BaseException) -> NoReturn:
+    """Exit with one line on stderr; SystemExit also passes through Hydra's job runner untouched."""
+    if _tracebacks:
+        raise error
+    sys.stderr.write(f"error: {one_line(error)}\n")
+    raise SystemExit(2)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from mnistlab.errors import ConfigError
+from mnistlab.errors import ConfigError, unknown_option
 
-B = TypeVar("B", bound=Callable)
+B = TypeVar("B")  # a builder, or the object itself (a backend)
 
 
 class Registry(Generic[B]):
@@ -41,7 +41,3 @@ class Registry(Generic[B]):
         except KeyError:
             raise ConfigError(unknown_option(self.group, name, self.names())) from None
 
-
-def unknown_option(group: str, name: object, choices: tuple[str, ...]) -> str:
-    """The one wording for an unknown option, shared with the CLI's message for Hydra's error."""
-    return f"unknown option '{name}' for {group}; choose one of: {', '.join(sorted(choices))}"

@@ -1,56 +1,30 @@
-"""Training backends. Each exposes `fit(cfg, data, ctx) -> FitResult`; imported only when used,
-so that TensorFlow loads only for backend=keras."""
+"""The training backends, a package each: `lightning/` (PyTorch Lightning) and `keras/` (Keras 3).
+
+Each package's `BACKEND` is its `mnistlab.training.backend.Backend`; this registry is the only
+place that lists them, and nothing outside this package names a backend.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from importlib import import_module
-from pathlib import Path
-from typing import Any
+from hydra.core.config_store import ConfigStore
 
-from omegaconf import DictConfig
-
-from mnistlab.data import Splits
-from mnistlab.outputs import EpochRecorder, FitResult
+from mnistlab.backends.keras import BACKEND as KERAS
+from mnistlab.backends.lightning import BACKEND as LIGHTNING
 from mnistlab.registry import Registry
+from mnistlab.training.backend import Backend
+
+BACKENDS: Registry[Backend] = Registry("backend")
+for _backend in (LIGHTNING, KERAS):
+    BACKENDS.register(_backend.name)(_backend)
 
 
-def _nothing() -> None:
-    return None
+def get_backend(name: str) -> Backend:
+    """The backend of `backend.name`; an unknown name is one line naming the choices."""
+    return BACKENDS[name]
 
 
-@dataclass
-class RunContext:
-    """Where a backend writes (checkpoints/ under run_dir), whom it reports epochs to, whether
-    it continues from its last checkpoint there (`resume`), and what it calls once that
-    checkpoint is restored and training starts (`on_start`: the `running` summary)."""
-
-    run_dir: Path
-    recorder: EpochRecorder
-    wandb_run: Any = None
-    resume: bool = False
-    on_start: Callable[[], None] = _nothing
-
-
-Fit = Callable[[DictConfig, Splits, RunContext], FitResult]
-BACKENDS: Registry[Callable[[], Fit]] = Registry("backend")
-
-
-@BACKENDS.register("lightning")
-def _lightning() -> Fit:
-    return import_module("mnistlab.backends.lightning_trainer").fit
-
-
-@BACKENDS.register("keras")
-def _keras() -> Fit:
-    return import_module("mnistlab.backends.keras_trainer").fit
-
-
-def get_fit(name: str) -> Fit:
-    return BACKENDS[name]()
-
-
-def steps_per_epoch(cfg: DictConfig, data: Splits) -> int:
-    """Optimizer steps in one epoch on either backend: the last, smaller batch is kept."""
-    return -(-len(data.x_train) // cfg.data.batch_size)
+def store_schemas() -> None:
+    """Each backend's option schema where conf/backend/<name>.yaml finds it."""
+    cs = ConfigStore.instance()
+    for name in BACKENDS.names():
+        cs.store(name=f"backend_{name}_schema", node=BACKENDS[name].schema)

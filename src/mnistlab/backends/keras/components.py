@@ -1,0 +1,60 @@
+"""The Keras side's one builder of a run's parts from its config: the model (with the
+augmentation layers in front and the L2 penalty on its kernels), compiled with its optimizer and
+schedule, and uint8 images as the model's float input. The trainer and the bench's bare loop
+both build through here.
+
+Import this only after `env.import_keras` has chosen Keras' backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from mnistlab.backends.keras.augment import AUGMENTATIONS
+from mnistlab.backends.keras.model import MODELS
+from mnistlab.backends.keras.optim import OPTIMIZERS
+from mnistlab.backends.keras.schedule import SCHEDULES
+from mnistlab.data.catalog import DatasetSpec
+from mnistlab.registry import Registry
+
+# trainer.precision (Lightning's names) -> Keras dtype policy
+PRECISION_POLICIES = {"32-true": "float32", "32": "float32", "bf16-mixed": "mixed_bfloat16",
+                      "16-mixed": "mixed_float16"}
+
+
+def registries() -> dict[str, Registry[Any]]:
+    """Config group -> its builders on this side (the parity tests hold them against torch's)."""
+    return {"model": MODELS, "aug": AUGMENTATIONS, "optimizer": OPTIMIZERS,
+            "scheduler": SCHEDULES}
+
+
+def build_model(keras: Any, cfg: DictConfig, spec: DatasetSpec, steps_per_epoch: int) -> Any:
+    """The model of a fresh run at trainer.precision, compiled with its optimizer and schedule."""
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(PRECISION_POLICIES[str(cfg.trainer.precision)])
+    try:  # layers take the policy when built; the global one goes back afterwards
+        model = MODELS[cfg.model.name](cfg.model, spec.image_shape, spec.num_classes,
+                                       cfg.regularization.weight,
+                                       AUGMENTATIONS[cfg.aug.name](cfg.aug))
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    lr = SCHEDULES[cfg.scheduler.name](cfg.scheduler, cfg.optimizer.lr, steps_per_epoch,
+                                       steps_per_epoch * cfg.trainer.max_epochs)
+    model.compile(
+        optimizer=OPTIMIZERS[cfg.optimizer.name](cfg.optimizer, lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
+    )
+    return model
+
+
+def as_images(x: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W) -> float32 (N, H, W, 1) in [0, 1], in one float copy."""
+    images = x.astype(np.float32)[..., None]
+    images /= np.float32(255)
+    return images
+
+

@@ -1,0 +1,293 @@
+"""Train and test with Keras 3 (TensorFlow by default): the same run as the Lightning
+backend's trainer.
+
+Keras is imported inside `fit`, after backend.keras_backend has set KERAS_BACKEND, so importing
+this module loads neither Keras nor TensorFlow.
+
+`fit` runs one `model.fit` per epoch, so that each epoch's random streams come from
+(seed, epoch): its shuffled order (the one the Lightning backend uses), and the state of every
+SeedGenerator (augmentation, dropout). At the end of every epoch the model with its optimizer
+goes to checkpoints/last.keras and the recorded epochs to last.json, both written atomically; a
+resumed run loads them and trains exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from mnistlab.atomic import write_atomically
+from mnistlab.backends.keras.env import import_keras
+from mnistlab.data import Splits
+from mnistlab.errors import ConfigError, NonFiniteLossError, unreadable_checkpoint
+from mnistlab.training import interrupts
+from mnistlab.training.contract import FitResult, Predictions, RunContext, steps_per_epoch
+from mnistlab.training.recorder import EpochRecorder
+from mnistlab.training.seeds import derive_seed, epoch_permutation
+from mnistlab.training.threads import limit_blas, run_threads
+
+log = logging.getLogger(__name__)
+
+GPU_ACCELERATORS = ("gpu", "cuda", "mps")
+
+
+def callbacks(keras: ModuleType, recorder: EpochRecorder, scheduled: bool,
+              checkpoints: Checkpoints) -> list[Any]:
+    """The callbacks of every run, built once keras is imported; in this order at epoch end:
+    record the epoch, save best (if it improved) and last, publish the epoch."""
+
+    class EpochRecordCallback(keras.callbacks.Callback):
+        """Hands each finished epoch (training and validation) to the shared recorder, and with
+        a schedule each step's lr (the schedule at optimizer.iterations, before the step).
+
+        This is also the W&B integration: the recorder logs each row to the run's W&B run. One
+        writer for both backends keeps metrics.csv and the W&B metric names identical; wandb's
+        own Keras callbacks would import TensorFlow-specific code and log other metric names.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.started = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.started = time.perf_counter()
+
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            recorder.mark_first_batch()
+            if scheduled:
+                lr = self.model.optimizer.learning_rate
+                recorder.log_step_lr(float(keras.ops.convert_to_numpy(lr)))
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            # called after the epoch's validation, so the time includes it (as in Lightning)
+            logs = logs or {}
+            recorder.log_epoch(
+                epoch=epoch + 1,
+                train_loss=logs["loss"], train_acc=logs["acc"],
+                val_loss=logs["val_loss"], val_acc=logs["val_acc"],
+                lr=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                epoch_seconds=time.perf_counter() - self.started,
+            )
+
+    class BatchChecks(keras.callbacks.Callback):
+        """Stops a diverged run at the first bad batch, with the message Lightning gives, and
+        an interrupted one (SIGINT, SIGTERM) at the next batch."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch = 0
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            interrupts.check()
+            # logs["loss"] is the epoch's running mean: non-finite from the first bad batch on
+            loss = float((logs or {}).get("loss", 0.0))
+            if not math.isfinite(loss):
+                raise NonFiniteLossError.at(loss, self.epoch + 1, batch)
+
+        def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            interrupts.check()
+
+    class SaveAndPublish(keras.callbacks.Callback):
+        """best.keras when val_acc improved, then last.json and last.keras, then metrics.csv and
+        W&B. Keras' ModelCheckpoint writes in place, so a kill mid-save would leave a broken
+        file; these are written aside and renamed."""
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            checkpoints.save(self.model, recorder.rows)
+            recorder.publish()
+
+    return [EpochRecordCallback(), BatchChecks(), SaveAndPublish()]
+
+
+class Checkpoints:
+    """checkpoints/best.keras, last.keras and last.json (the recorded epochs) of one run."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.best, self.last, self.state = (folder / "best.keras", folder / "last.keras",
+                                            folder / "last.json")
+
+    def save(self, model: Any, rows: list[dict[str, float]]) -> None:
+        if rows[-1]["val_acc"] > max((r["val_acc"] for r in rows[:-1]), default=-math.inf):
+            _save_model(model, self.best)
+        # last.json first: a kill between the two leaves a model one epoch behind its rows,
+        # and `restore` keeps only the rows of the epochs the model has trained
+        write_atomically(self.state, json.dumps({"rows": rows}, indent=1))
+        _save_model(model, self.last)
+
+    def restore(self, keras: ModuleType, steps: int) -> tuple[Any, list[dict[str, float]]] | None:
+        """The model (compiled, with its optimizer state) and the rows of its epochs; None when
+        no epoch had finished; DataError naming the file that cannot be read."""
+        if not self.last.exists():
+            return None
+        for path in (self.last, self.state):
+            try:
+                if path == self.last:
+                    model = keras.models.load_model(path)
+                else:
+                    rows = json.loads(path.read_text())["rows"]
+            except Exception as e:
+                raise unreadable_checkpoint(path, e) from None
+        epochs = int(keras.ops.convert_to_numpy(model.optimizer.iterations)) // steps
+        return model, rows[:epochs]
+
+
+def _save_model(model: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the .keras suffix
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def seed_epoch(keras: ModuleType, model: Any, seed: int, epoch: int) -> None:
+    """Every SeedGenerator of the model (augmentation, dropout) starts epoch `epoch` from
+    (seed, epoch, its index). Layers keep them in `_seed_generators`: Keras has no public
+    accessor."""
+    generators = [g for layer in model.layers for g in layer._seed_generators]
+    for i, generator in enumerate(generators):
+        state = np.array([derive_seed(seed, epoch, 2 + i), 0])
+        generator.state.assign(keras.ops.convert_to_tensor(state, dtype=generator.state.dtype))
+
+
+def configure(keras: ModuleType, t: DictConfig) -> Any:
+    """Seeds, determinism and devices, before any model or data is built; returns the
+    distribution strategy under which to build the model (a no-op scope for one device)."""
+    backend = keras.backend.backend()
+    replicas = t.devices if isinstance(t.devices, int) else 1
+    if replicas > 1 and backend != "tensorflow":
+        raise ConfigError(f"trainer.devices={replicas} needs backend.keras_backend=tensorflow "
+                          f"(tf.distribute), not {backend}; or use backend=lightning")
+    threads = run_threads(t)
+    limit_blas(threads)
+    if backend == "tensorflow":
+        set_tf_threads(threads)
+    strategy = mirrored_strategy(replicas, t.accelerator) if replicas > 1 else None
+    keras.utils.set_random_seed(t.seed)  # Python, NumPy, TensorFlow (and torch) generators
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if t.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        gpus = tf.config.list_physical_devices("GPU")
+        if t.accelerator == "cpu" and gpus:
+            try:
+                tf.config.set_visible_devices([], "GPU")
+            except RuntimeError as e:  # TensorFlow already initialised its devices
+                raise ConfigError(f"trainer.accelerator=cpu: cannot hide the GPUs now ({e})") from e
+        if t.accelerator in GPU_ACCELERATORS and not gpus:
+            raise ConfigError(f"trainer.accelerator={t.accelerator}, but TensorFlow sees no GPU; "
+                              "use trainer.accelerator=auto or cpu")
+    elif backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True)
+    return strategy if strategy is not None else contextlib.nullcontext()
+
+
+def set_tf_threads(threads: int) -> None:
+    """TensorFlow's op pools; they can be set only before its runtime starts."""
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    try:
+        threading.set_intra_op_parallelism_threads(threads)
+        threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # started earlier in this process (tests): keeps its first setting
+        if threading.get_intra_op_parallelism_threads() not in (0, threads):
+            log.warning("TensorFlow already runs with %d threads in this process, not %d",
+                        threading.get_intra_op_parallelism_threads(), threads)
+
+
+def mirrored_strategy(replicas: int, accelerator: str) -> Any:
+    """tf.distribute.MirroredStrategy over `replicas` GPUs, or on a machine without GPUs over as
+    many logical CPU devices (TensorFlow splits the host's CPU), each taking an equal part of
+    every batch; the scope's `scope()` is where the model must be built."""
+    import tensorflow as tf
+
+    gpus = [] if accelerator == "cpu" else tf.config.list_physical_devices("GPU")
+    if gpus:
+        if len(gpus) < replicas:
+            raise ConfigError(f"trainer.devices={replicas}, but TensorFlow sees {len(gpus)} GPUs")
+        return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(replicas)]).scope()
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(replicas)])
+    except RuntimeError:  # TensorFlow has started: the split can no longer change
+        if len(tf.config.list_logical_devices("CPU")) != replicas:
+            raise ConfigError(f"trainer.devices={replicas}: TensorFlow already runs in this "
+                              "process with another number of CPU devices; start a fresh "
+                              "process") from None
+    return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)]).scope()
+
+
+def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
+    keras = import_keras(cfg.backend.keras_backend)
+    # registers the custom layers and schedules that a checkpoint may hold
+    from mnistlab.backends.keras.components import as_images, build_model
+    from mnistlab.backends.keras.model import count_params
+
+    t = cfg.trainer
+    scope = configure(keras, t)
+    steps = steps_per_epoch(cfg, data)
+    run_dir = Path(ctx.run_dir)
+    checkpoints = Checkpoints(run_dir / "checkpoints")
+    with scope:
+        restored = checkpoints.restore(keras, steps) if ctx.resume else None
+        if restored is None:
+            model = build_model(keras, cfg, data.spec, steps)
+        else:
+            model, rows = restored
+            ctx.recorder.restore(rows)
+    if t.progress_bar:
+        model.summary()
+    scheduled = isinstance(model.optimizer._learning_rate,  # no public "has a schedule"
+                           keras.optimizers.schedules.LearningRateSchedule)
+    run_callbacks = callbacks(keras, ctx.recorder, scheduled, checkpoints)
+    if cfg.logger.name == "csv":  # where Lightning's CSVLogger writes: <run>/csv/metrics.csv
+        (run_dir / "csv").mkdir(exist_ok=True)
+        run_callbacks.append(keras.callbacks.CSVLogger(str(run_dir / "csv" / "metrics.csv"),
+                                                       append=True))
+
+    ebs = cfg.data.eval_batch_size
+    x_val = as_images(data.x_val)
+    ctx.on_start()
+    for epoch in range(len(ctx.recorder.rows), t.max_epochs):
+        seed_epoch(keras, model, t.seed, epoch)
+        order = epoch_permutation(t.seed, epoch, len(data.x_train))
+        # this epoch's order, as floats: one copy of the training images at a time
+        model.fit(as_images(data.x_train[order]), data.y_train[order],
+                  batch_size=cfg.data.batch_size,
+                  initial_epoch=epoch, epochs=epoch + 1, shuffle=False,
+                  validation_data=(x_val, data.y_val), validation_batch_size=ebs,
+                  callbacks=run_callbacks, verbose=0)
+        row = ctx.recorder.rows[-1]
+        if t.progress_bar:  # one line per epoch: readable in a log file
+            log.info("epoch %d/%d: loss %.4f, acc %.4f, val_loss %.4f, val_acc %.4f", epoch + 1,
+                     t.max_epochs, row["train_loss"], row["train_acc"], row["val_loss"],
+                     row["val_acc"])
+        if t.stop_at_val_acc is not None and row["val_acc"] >= t.stop_at_val_acc:
+            break  # as Lightning's EarlyStopping(stopping_threshold=...)
+    model.load_weights(checkpoints.best)  # test the best validation accuracy's weights
+    x_test = as_images(data.x_test)
+    test = model.evaluate(x_test, data.y_test, batch_size=ebs, verbose=0,
+                          callbacks=run_callbacks[1:2], return_dict=True)
+    probs = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(x_test, batch_size=ebs,
+                                                                       verbose=0)))
+    predictions = Predictions(labels=probs.argmax(axis=1), confidence=probs.max(axis=1))
+    return FitResult(params=count_params(model), test_loss=float(test["loss"]),
+                     test_acc=float(test["acc"]), test_predictions=predictions)

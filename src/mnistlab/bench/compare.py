@@ -1,0 +1,197 @@
+"""`python -m mnistlab.bench`: how fast mnistlab trains and evaluates, beside a bare loop.
+
+For each backend, every run gets the same overrides (recipe, epochs, batch size, subset, device):
+
+- samples/s (mnistlab): `python train.py` as a user runs it (logger=none, no progress bar): training
+  samples x epochs / the sum of its metrics.csv epoch_seconds, which time each epoch's training
+  batches and its validation pass; with more than one epoch the first (warm-up) is left out, and
+  only the epochs that both runs trained count (trainer.stop_at_val_acc may end one early).
+- samples/s (bare): the same figure for `mnistlab.bench.bare`'s loop of the same recipe in the
+  same framework, timed over the same span (training batches and the validation pass).
+- ratio: mnistlab / bare.
+- eval samples/s (mnistlab): validation samples / epoch_seconds of the 2nd epoch of a train.py
+  run with trainer.limit_train_batches=1: mnistlab's warm validation pass (and one training batch).
+- eval samples/s (bare): validation samples / the bare loop's warm validation pass.
+- s to first batch: the mnistlab run's summary.json seconds_to_first_batch, from its process start
+  (interpreter, imports, data, model) to its first training batch.
+
+With `--repeat N` each side runs N times, taking turns, and its fastest run counts.
+
+Each run is its own process, one at a time: TensorFlow loads only for keras, torch only for
+lightning, and no run shares the CPU with another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from mnistlab.config import REPO_ROOT
+from mnistlab.config.schema import ACCELERATORS
+from mnistlab.errors import MnistlabError, fail
+from mnistlab.run.provenance import machine
+
+BACKENDS = ("lightning", "keras")
+QUIET = ("logger=none", "trainer.progress_bar=false")
+EVAL_RUN = ("trainer.max_epochs=2", "trainer.limit_train_batches=1")
+
+
+class BenchError(MnistlabError):
+    """A run of the bench failed; the message ends with that run's last line of output."""
+
+
+def run_python(args: list[str], what: str) -> None:
+    done = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True)
+    if done.returncode:
+        lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
+        raise BenchError(f"{what} failed (exit {done.returncode}): {lines[-1]}")
+
+
+def train(overrides: list[str], run_dir: Path) -> tuple[list[float], dict[str, Any]]:
+    """A train.py run: its epoch_seconds and its summary.json."""
+    run_python(["train.py", *overrides, *QUIET, f"hydra.run.dir={run_dir}",
+                f"paths.output={run_dir.parent}"], f"train.py {' '.join(overrides)}")
+    with (run_dir / "metrics.csv").open(newline="") as f:
+        seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(f)]
+    return seconds, json.loads((run_dir / "summary.json").read_text())
+
+
+def rate(samples: int, epoch_seconds: list[float], epochs: int) -> float:
+    """Samples per second over epochs 2..`epochs` (the first is warm-up), or the first alone."""
+    timed = epoch_seconds[1:epochs] or epoch_seconds[:1]
+    return samples * len(timed) / sum(timed)
+
+
+def bench_backend(overrides: list[str], folder: Path, repeat: int = 1) -> dict[str, Any]:
+    """mnistlab's runs, the bare loop's and mnistlab's evaluation run of one backend's overrides.
+
+    With `repeat` > 1, mnistlab and the bare loop run that often, taking turns, and the fastest
+    run of each counts (as timeit takes the fastest: it is the one the rest of the machine
+    disturbed least; here, one process's rate swings by up to a tenth from the next's)."""
+    runs, bares = [], []
+    for i in range(repeat):
+        runs.append(train(overrides, folder / f"run{i}"))
+        bare_json = folder / f"bare{i}.json"
+        run_python(["-m", "mnistlab.bench.bare", str(bare_json), "--", *overrides],
+                   f"the bare loop of {' '.join(overrides)}")
+        bares.append(json.loads(bare_json.read_text()))
+    eval_epochs, _ = train([*overrides, *EVAL_RUN], folder / "eval")
+    n, n_val = bares[0]["train_samples"], bares[0]["val_samples"]
+    # trainer.stop_at_val_acc may stop a run early: only the epochs every run trained count
+    both = min(map(len, [*(epochs for epochs, _ in runs), *(b["epoch_seconds"] for b in bares)]))
+    rates = [rate(n, epochs, both) for epochs, _ in runs]
+    bare_rates = [rate(n, b["epoch_seconds"], both) for b in bares]
+    epochs, summary = runs[rates.index(max(rates))]
+    bare = bares[bare_rates.index(max(bare_rates))]
+    return {
+        "samples_per_second": max(rates),
+        "bare_samples_per_second": max(bare_rates),
+        "ratio": max(rates) / max(bare_rates),
+        "eval_samples_per_second": n_val / eval_epochs[-1],
+        "bare_eval_samples_per_second": max(n_val / b["eval_seconds"] for b in bares),
+        "seconds_to_first_batch": min(s["seconds_to_first_batch"] for _, s in runs),
+        "repeat": repeat,
+        "all_samples_per_second": rates,
+        "all_bare_samples_per_second": bare_rates,
+        "batch_size": bare["batch_size"],
+        "eval_batch_size": bare["eval_batch_size"],
+        "train_samples": n,
+        "val_samples": n_val,
+        "epoch_seconds": epochs,
+        "bare_epoch_seconds": bare["epoch_seconds"],
+        "bare_train_seconds": bare["train_seconds"],
+        "val_acc": summary["val_acc"],
+        "bare_val_acc": bare["val_acc"],
+        "val_loss": summary["val_loss"],
+        "bare_val_loss": bare["val_loss"],
+    }
+
+
+def print_table(results: dict[str, dict[str, Any]], title: str, about: dict[str, Any]) -> None:
+    table = Table(title=title, caption=", ".join(f"{k} {v}" for k, v in about.items()))
+    for column in ("backend", "batch", "samples/s", "bare samples/s", "ratio", "eval samples/s",
+                   "bare eval samples/s", "s to 1st batch", "val acc", "bare val acc"):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    for backend, r in results.items():
+        table.add_row(backend, str(r["batch_size"]), f"{r['samples_per_second']:,.0f}",
+                      f"{r['bare_samples_per_second']:,.0f}", f"{r['ratio']:.3f}",
+                      f"{r['eval_samples_per_second']:,.0f}",
+                      f"{r['bare_eval_samples_per_second']:,.0f}",
+                      f"{r['seconds_to_first_batch']:.1f}", f"{r['val_acc']:.4f}",
+                      f"{r['bare_val_acc']:.4f}")
+    console = Console()
+    (console if console.is_terminal else Console(width=160)).print(table)
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; expected an integer >= 1")
+    return int(text)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m mnistlab.bench",
+        description="Training samples/s of mnistlab beside a bare loop of the same recipe, per "
+                    "backend, with evaluation samples/s and seconds to the first batch.")
+    parser.add_argument("--backend", nargs="+", choices=BACKENDS, default=list(BACKENDS))
+    parser.add_argument("--recipe", default="default",
+                        help="default, or an experiment (conf/experiment/NAME.yaml), e.g. fast")
+    parser.add_argument("--epochs", type=positive, default=1, help="trainer.max_epochs (default 1)")
+    parser.add_argument("--batch-size", type=int, help="data.batch_size (default: the recipe's)")
+    parser.add_argument("--repeat", type=positive, default=1,
+                        help="runs of each (mnistlab, bare), taking turns; the fastest of each "
+                             "counts (default 1)")
+    parser.add_argument("--subset", type=int, help="data.train_subset: the first N train samples")
+    parser.add_argument("--device", default="cpu", choices=ACCELERATORS,
+                        help="trainer.accelerator (default cpu)")
+    parser.add_argument("--data-dir", type=Path,
+                        help="paths.data, the folder holding mnist/ (default: $MNISTLAB_DATA_DIR)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("overrides", nargs="*",
+                        help="more Hydra overrides for every run, after --: -- data.val_size=100")
+    return parser.parse_args(argv)
+
+
+def overrides_of(args: argparse.Namespace, backend: str) -> list[str]:
+    """The train.py command line of one backend; the experiment first, so the rest win."""
+    return [
+        *([f"experiment={args.recipe}"] if args.recipe != "default" else []),
+        f"backend={backend}", f"trainer.max_epochs={args.epochs}",
+        f"trainer.accelerator={args.device}",
+        *([f"data.batch_size={args.batch_size}"] if args.batch_size else []),
+        *([f"data.train_subset={args.subset}"] if args.subset else []),
+        *([f"paths.data={args.data_dir.resolve()}"] if args.data_dir else []),
+        *args.overrides,
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    results = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="mnistlab-bench-") as tmp:
+            for backend in args.backend:
+                print(f"bench: {backend} ...", file=sys.stderr, flush=True)
+                results[backend] = bench_backend(overrides_of(args, backend), Path(tmp, backend),
+                                                 args.repeat)
+    except MnistlabError as e:
+        fail(e)
+    about = machine(dated=True)
+    n = next(iter(results.values()))["train_samples"]
+    print_table(results, f"mnistlab bench: recipe {args.recipe}, {n:,} train samples, "
+                f"{args.epochs} epoch(s), device {args.device}, fastest of {args.repeat}", about)
+    if args.json:
+        payload = {b: {"recipe": args.recipe, "device": args.device, "epochs": args.epochs, **r,
+                       "machine": about} for b, r in results.items()}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+

@@ -1,0 +1,128 @@
+"""Value checks that Hydra's type system cannot express, run before any data is read.
+
+Each failure is one line naming the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from mnistlab.config import group_options
+from mnistlab.config.schema import SCHEMAS
+from mnistlab.data.catalog import DATASETS
+from mnistlab.errors import ConfigError
+
+# groups whose `name` picks a builder or a code path: it must be one of the group's options
+NAMED_GROUPS = ("model", "optimizer", "scheduler", "aug", "regularization", "backend", "logger")
+
+# (key, test, what is allowed); a key missing from the composed config (another option) is skipped
+Rule = tuple[str, Callable[[Any], bool], str]
+
+
+def field_rules(schema: type, prefix: str = "") -> list[Rule]:
+    """The range rules written on a schema's fields (`schema.ranged`), as `<prefix><field>`."""
+    return [(f"{prefix}{f.name}", f.metadata["check"], f.metadata["allowed"])
+            for f in fields(schema) if "check" in f.metadata]
+
+
+def _one_of(choices: tuple[str, ...]) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v in choices), f"one of {', '.join(choices)}"
+
+
+def _schema_rules() -> list[Rule]:
+    """Every option's field rules, each key once (options that share a key share its rule)."""
+    rules: dict[str, Rule] = {}
+    for group, options in SCHEMAS.items():
+        for schema in options.values():
+            for rule in field_rules(schema, f"{group}."):
+                rules.setdefault(rule[0], rule)
+    return list(rules.values())
+
+
+RULES: list[Rule] = [
+    ("data.name", *_one_of(tuple(sorted(DATASETS)))),
+    *((f"{group}.name", *_one_of(group_options(group))) for group in NAMED_GROUPS),
+    *_schema_rules(),
+]
+
+
+_ABSENT = object()
+
+
+def check_rules(cfg: DictConfig, rules: list[Rule]) -> None:
+    """Raise ConfigError on the first value a rule rejects; keys absent from cfg are skipped."""
+    for key, ok, allowed in rules:
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is not _ABSENT and not ok(value):
+            raise ConfigError(f"{key}={value} is not allowed; expected {allowed}")
+
+
+def check_choices(cfg: DictConfig) -> None:
+    """`optimizer.name=sgd` on top of optimizer=adam would build SGD from Adam's keys: refuse a
+    name that contradicts the option Hydra composed (known only inside a Hydra app)."""
+    if not HydraConfig.initialized():
+        return
+    choices = HydraConfig.get().runtime.choices
+    for group in ("data", *NAMED_GROUPS):
+        chosen, name = choices.get(group), OmegaConf.select(cfg, f"{group}.name")
+        if chosen is not None and name is not None and chosen != name:
+            raise ConfigError(f"{group}.name={name} contradicts the option {group}={chosen}; "
+                              f"choose the option instead: {group}={name}")
+
+
+def check_conv_blocks(model: DictConfig, image_shape: tuple[int, int]) -> None:
+    """Each conv block (valid conv, then 2x2 pooling) must leave at least one pixel."""
+    if "channels" not in model:  # a model without conv blocks
+        return
+    height, width = image_shape
+    for _ in model.channels:
+        height, width = ((side - model.kernel_size + 1) // 2 for side in (height, width))
+    if min(height, width) < 1:
+        h, w = image_shape
+        raise ConfigError(
+            f"model.channels={list(model.channels)} with kernel_size={model.kernel_size} "
+            f"shrinks a {h}x{w} image to nothing; use fewer conv blocks or a smaller kernel"
+        )
+
+
+def check_processes(cfg: DictConfig) -> None:
+    """Several devices: the global batch splits evenly between them (each backend checks whether
+    it can start them here: `Backend.check`)."""
+    t = cfg.trainer
+    if t.devices == "auto":
+        return
+    world = t.devices * t.num_nodes
+    if cfg.data.batch_size % world:
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} is not allowed with {world} "
+                          f"devices; expected a multiple of {world} (each takes an equal part)")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError on the first value out of range; the cross-key checks come last."""
+    check_rules(cfg, RULES)
+    check_choices(cfg)
+    spec = DATASETS[cfg.data.name]
+    if cfg.data.val_size >= spec.train_size:
+        raise ConfigError(f"data.val_size={cfg.data.val_size} is not allowed; expected "
+                          f"val_size < {spec.train_size}, the training images of {spec.title}")
+    left = spec.train_size - cfg.data.val_size
+    if cfg.data.train_subset is not None and cfg.data.train_subset > left:
+        raise ConfigError(
+            f"data.train_subset={cfg.data.train_subset} is more than the {left} training images "
+            f"left after data.val_size={cfg.data.val_size}"
+        )
+    check_conv_blocks(cfg.model, spec.image_shape)
+    check_processes(cfg)
+    warmup = OmegaConf.select(cfg, "scheduler.warmup_epochs", default=0)
+    if warmup >= cfg.trainer.max_epochs:
+        raise ConfigError(f"scheduler.warmup_epochs={warmup} is not allowed; expected "
+                          f"warmup_epochs < trainer.max_epochs={cfg.trainer.max_epochs}")
+    min_lr = OmegaConf.select(cfg, "scheduler.min_lr", default=0.0)
+    if min_lr > cfg.optimizer.lr:
+        raise ConfigError(f"scheduler.min_lr={min_lr} is not allowed; expected "
+                          f"min_lr <= optimizer.lr={cfg.optimizer.lr}")

@@ -1,0 +1,138 @@
+"""Summarise finished runs and sweeps: tables per run, per group of seeds and per effect (csv,
+report.md, terminal), curves, ablation and parallel-coordinates figures, the study checked.
+
+The framework calls :func:`write_report` at the end of every multirun with the sweep dir; by
+hand: ``python -m mnistlab.report DIR [DIR...] [--out OUT]``. A run is any directory holding a
+``summary.json``; failed jobs (no metrics, null accuracies) are listed, never fatal.
+
+This module only wires the steps together, each in a module of its own:
+:mod:`~mnistlab.report.runs` reads the run directories, :mod:`~mnistlab.report.factors` finds
+what varied (the factors and their levels, from the resolved configs),
+:mod:`~mnistlab.report.results` builds the rows, groups of seeds and matched effects (with the
+statistics of :mod:`~mnistlab.report.stats`), and :mod:`~mnistlab.report.tables`,
+:mod:`~mnistlab.report.markdown` and :mod:`~mnistlab.report.figures` write them out.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from mnistlab.atomic import write_atomically
+from mnistlab.config import flatten
+from mnistlab.report.factors import SEED_KEY, confounded_keys, factor_keys, varying_keys
+from mnistlab.report.figures import draw_figures, figure_names
+from mnistlab.report.markdown import report_markdown
+from mnistlab.report.results import (
+    RESULT_COLUMNS,
+    Report,
+    build_effects,
+    build_groups,
+    build_rows,
+    six_nine_counts,
+)
+from mnistlab.report.runs import Run, find_runs, load_run, read_confusion
+from mnistlab.report.stats import check_conclusions, load_study, study_rows
+from mnistlab.report.tables import (
+    EFFECT_CSV_COLUMNS,
+    effect_csv_rows,
+    group_csv_rows,
+    print_report,
+    to_csv,
+)
+from mnistlab.run.provenance import provenance_lines
+
+# Report, read_confusion and flatten are imported from here by callers and tests.
+__all__ = ["NoRunsError", "Report", "analyse", "flatten", "main", "read_confusion", "write_report"]
+
+TEXT_FILES = ["runs.csv", "groups.csv", "effects.csv", "report.md"]
+
+
+class NoRunsError(SystemExit):
+    """Nothing to report: exits the CLI with one line instead of a traceback."""
+
+
+def write_report(
+    dirs: Sequence[Path],
+    out_dir: Path,
+    show: bool = True,
+    *,
+    job_counts: Mapping[str, int] | None = None,
+) -> Report:
+    """Read every run under ``dirs`` and write runs.csv, groups.csv, effects.csv, report.md,
+    curves.png, ablation.png and, when 3+ factors vary, parallel.png.
+
+    ``job_counts`` ({"skipped": n, "resumed": n, "started": n}, from the sweep) adds a line.
+    Raises NoRunsError (a SystemExit with a one-line message) when there is no summary.json.
+    """
+    dirs = [Path(d) for d in dirs]
+    run_dirs = find_runs(dirs)
+    if not run_dirs:
+        raise NoRunsError(
+            f"error: no runs (summary.json) found under {', '.join(str(d) for d in dirs)}"
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = [load_run(p, out_dir) for p in run_dirs]
+    report = analyse(runs, out_dir, job_counts)
+    report.provenance = provenance_lines(dirs, [run.summary for run in runs])
+    write_files(report, runs)
+    if show:
+        print_report(report, title=f"mnistlab report: {out_dir}")
+    return report
+
+
+def analyse(runs: Sequence[Run], out_dir: Path, job_counts: Mapping[str, int] | None) -> Report:
+    """Everything the report says about ``runs``; ``paths`` are where it goes in ``out_dir``."""
+    configs = [run.config for run in runs]
+    varying = varying_keys(configs)
+    folded = factor_keys(configs)
+    factors = list(folded)
+    rows, reasons = build_rows(runs, varying)
+    groups = build_groups(runs, rows, varying, factors)
+    effects, unmatched = build_effects(runs, rows, confounded_keys(folded, configs))
+    study = load_study()
+    names = [*TEXT_FILES, *figure_names(factors)]
+    return Report(
+        rows=rows, varying=varying, paths={n: out_dir / n for n in names},
+        columns=["run", *varying, *RESULT_COLUMNS], factors=factors, reasons=reasons,
+        folded={f: keys for f, keys in folded.items() if keys}, groups=groups, effects=effects,
+        unmatched=unmatched, study=study_rows(groups, study),
+        conclusions=check_conclusions(groups, effects, study), six_nine=six_nine_counts(runs),
+        job_counts=dict(job_counts) if job_counts is not None else None,
+    )  # fmt: skip
+
+
+def write_files(report: Report, runs: Sequence[Run]) -> None:
+    """Each file atomically: a reader (or a crash) never sees half a report."""
+    paths, keys = report.paths, [k for k in report.varying if k != SEED_KEY]
+    write_atomically(paths["runs.csv"], to_csv(report.rows, report.columns))
+    write_atomically(paths["groups.csv"], to_csv(*group_csv_rows(report.groups, keys)))
+    effects = effect_csv_rows(report.effects)
+    write_atomically(paths["effects.csv"], to_csv(effects, EFFECT_CSV_COLUMNS))
+    write_atomically(paths["report.md"], report_markdown(report))
+    draw_figures(report, runs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mnistlab.report``: the report of the given directories, printed too."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mnistlab.report",
+        description="Tabulate and plot finished runs (any directory holding summary.json).",
+    )
+    parser.add_argument(
+        "dirs",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="run dir, sweep dir or outputs/; searched recursively",
+    )
+    parser.add_argument("--out", type=Path, help="where to write the report (default: first DIR)")
+    parser.add_argument("--no-show", action="store_true", help="do not print the table")
+    args = parser.parse_args(argv)
+    report = write_report(args.dirs, args.out or args.dirs[0], show=not args.no_show)
+    if not args.no_show:
+        print(f"wrote {', '.join(str(p) for p in report.paths.values())}")
+    return 0
+

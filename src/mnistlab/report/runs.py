@@ -1,0 +1,142 @@
+"""Reading run directories for mnistlab.report: each job's summary.json, metrics.csv, resolved
+config (.hydra/config.yaml) and confusion.csv, leniently, since failed jobs lack files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from mnistlab.config import flatten
+
+SKIP_DIRS = frozenset({"wandb", "checkpoints"})  # a logger's or checkpointer's summary.json
+# What an absent key means in configs written before it existed (or after it was removed), so
+# that a report over old and new runs sees no difference that never was.
+ABSENT_MEANS: dict[str, Any] = {"scheduler.name": "none", "model.num_classes": 10}
+
+
+@dataclass
+class Run:
+    """What one run directory holds, read once and leniently (failed jobs lack files)."""
+
+    name: str  # the ``run`` column: path relative to the report dir
+    summary: dict[str, Any]
+    config: dict[str, Any] | None  # flattened .hydra/config.yaml, None if unreadable
+    metrics: dict[str, list[float]]  # metrics.csv column -> values per epoch
+    confusion: np.ndarray | None = None  # confusion.csv, 10x10, rows true, columns predicted
+
+
+def find_runs(dirs: Sequence[Path]) -> list[Path]:
+    """Every directory under ``dirs`` (inclusive) holding a summary.json, deduplicated."""
+    found: dict[Path, None] = {}
+    for top in dirs:
+        for root, subdirs, files in os.walk(top):
+            subdirs[:] = sorted(d for d in subdirs if d not in SKIP_DIRS)
+            if "summary.json" in files:
+                found.setdefault(Path(root).resolve())
+    return sorted(found, key=lambda p: natural_key(str(p)))
+
+
+def natural_key(text: str) -> list[Any]:
+    """Sort job 10 after job 9."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text)]
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    """An unreadable summary.json makes a failed run, listed with why, not a crash."""
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return {"status": "failed", "error": f"unreadable summary.json: {exc}"}
+    return summary if isinstance(summary, dict) else {"status": "failed", "error": "bad summary"}
+
+
+def to_float(value: Any) -> float:
+    """NaN for what is no number (an empty metrics.csv cell), so a bad cell spoils no column."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def read_metrics(path: Path) -> dict[str, list[float]]:
+    """metrics.csv by column; {} when the job died before logging an epoch."""
+    try:
+        with path.open(newline="") as f:
+            records = list(csv.DictReader(f))
+    except OSError:
+        return {}
+    columns: dict[str, list[float]] = {}
+    for record in records:
+        for key, value in record.items():
+            if key is not None:
+                columns.setdefault(key, []).append(to_float(value))
+    return columns
+
+
+def read_confusion(path: Path) -> np.ndarray | None:
+    """A run's test-set confusion matrix, or None when confusion.csv is absent or unreadable.
+
+    Format (the trainers write it): CSV, a header row ``true\\pred,0,1,...,9``, then one row per
+    true label, ``<label>,<count predicted as 0>,...,<count predicted as 9>``: rows are true
+    labels, columns predicted ones. Read leniently: blank lines, spaces, a BOM, float counts and
+    any row order are fine; the header is optional (its numeric labels, when given, say which
+    column is which; without it columns are 0..9). Anything short of a full 10x10 matrix is None.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            records = [[c.strip() for c in r] for r in csv.reader(f) if any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    columns: list[int | None] = list(range(10))
+    matrix = np.full((10, 10), np.nan)
+    for record in records:
+        label = _class_label(record[0])
+        if label is None:  # the header
+            columns = [_class_label(c) for c in record[1:]]
+            continue
+        if not 0 <= label < 10 or len(record) - 1 != len(columns):
+            return None
+        for column, count in zip(columns, record[1:], strict=True):
+            if column is not None and 0 <= column < 10:
+                matrix[label, column] = to_float(count)
+    return matrix if np.isfinite(matrix).all() else None
+
+
+def _class_label(text: str) -> int | None:
+    number = to_float(text)
+    return int(number) if math.isfinite(number) and number.is_integer() else None
+
+
+def _run_name(path: Path, out_dir: Path) -> str:
+    out = out_dir.resolve()
+    return path.name if path == out else Path(os.path.relpath(path, out)).as_posix()
+
+
+def load_run(path: Path, out_dir: Path) -> Run:
+    """Everything the report needs from one run directory, named relative to ``out_dir``."""
+    config = _read_yaml(path / ".hydra" / "config.yaml")
+    flat = {**ABSENT_MEANS, **flatten(config)} if isinstance(config, dict) else None
+    return Run(
+        name=_run_name(path, out_dir),
+        summary=_read_summary(path / "summary.json"),
+        config=flat,
+        metrics=read_metrics(path / "metrics.csv"),
+        confusion=read_confusion(path / "confusion.csv"),
+    )

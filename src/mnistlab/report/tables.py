@@ -1,0 +1,254 @@
+"""The report's tables, for mnistlab.report: each built once as rows and columns, then written
+as CSV (full precision, for other tools), as markdown (report.md) or as rich tables (the
+terminal), so the three never disagree."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+
+from mnistlab.report.factors import value_text
+from mnistlab.report.results import SIX_NINE_FACTOR, Report
+from mnistlab.report.stats import (
+    METRICS,
+    Comparison,
+    Conclusion,
+    Effect,
+    Group,
+    Stat,
+    StudyRow,
+    describe,
+)
+
+ACC_COLUMNS = frozenset({"train_acc", "val_acc", "test_acc", "best_val_acc", "gap"})
+
+
+def _fmt(value: Any, column: str = "") -> str:
+    """Human formatting for report.md and the terminal (the csv files keep full precision)."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and column in ACC_COLUMNS:
+        return f"{value:.4f}"
+    if isinstance(value, float) and column == "wall_seconds":
+        return f"{value:.1f}"
+    return value_text(value)
+
+
+def _stat_cell(s: Stat, digits: int = 4) -> str:
+    """mean ± std [95 % CI]; one run: its value."""
+    if s.mean is None:
+        return "-"
+    if s.std is None or s.ci_low is None or s.ci_high is None:
+        return f"{s.mean:.{digits}f}"
+    d = digits
+    return f"{s.mean:.{d}f} ± {s.std:.{d}f} [{s.ci_low:.{d}f}, {s.ci_high:.{d}f}]"
+
+
+def _mean_ci_cell(s: Stat) -> str:
+    """mean ± the 95 % CI's half-width; one run: its value."""
+    if s.mean is None:
+        return "-"
+    if s.ci_high is None:
+        return f"{s.mean:.4f}"
+    return f"{s.mean:.4f} ± {s.ci_high - s.mean:.4f}"
+
+
+def diff_cells(c: Comparison) -> dict[str, str]:
+    """A comparison's diff, 95 % CI and p as every table of comparisons shows them."""
+    ci = "-" if c.ci_low is None or c.ci_high is None else f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]"
+    return {"diff": f"{c.diff:+.4f}", "95 % CI": ci, "p": "-" if c.p is None else f"{c.p:.3g}"}
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Full precision, empty cells for None: for other tools, not for reading."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_csv_cell(row[c]) for c in columns] for row in rows)
+    return buf.getvalue()
+
+
+def group_csv_rows(groups: Sequence[Group], keys: Sequence[str]) -> tuple[list[dict], list[str]]:
+    """groups.csv: a row per group, its varying keys (join on them with runs.csv), the stats."""
+    columns = ["group", *keys, "n", "failed", "seeds"]
+    columns += [f"{m}_{s}" for m in METRICS for s in ("mean", "std", "ci_low", "ci_high")]
+    rows = []
+    for g in groups:
+        row: dict[str, Any] = {"group": g.label, **{k: g.setting.get(k) for k in keys}}
+        row.update(n=g.n, failed=g.failed, seeds=" ".join(map(str, g.seeds)))
+        for m in METRICS:
+            s = g.stats[m]
+            row.update({f"{m}_mean": s.mean, f"{m}_std": s.std,
+                        f"{m}_ci_low": s.ci_low, f"{m}_ci_high": s.ci_high})  # fmt: skip
+        rows.append(row)
+    return rows, columns
+
+
+def group_table(groups: Sequence[Group]) -> tuple[list[dict], list[str]]:
+    """report.md's and the terminal's groups: one cell per metric, mean ± std [CI]."""
+    columns = ["group", "n", "failed", "seeds", *METRICS]
+    rows = [
+        {"group": g.label, "n": g.n, "failed": g.failed, "seeds": " ".join(map(str, g.seeds)),
+         **{m: _stat_cell(g.stats[m]) for m in METRICS}}
+        for g in groups
+    ]  # fmt: skip
+    return rows, columns
+
+
+EFFECT_CSV_COLUMNS = [
+    "factor", "level", "vs", "strata", "balanced", "n_level", "n_vs", "mean_level", "mean_vs",
+    "diff", "ci_low", "ci_high", "df", "t", "p", "verdict", "confounded_with",
+]  # fmt: skip
+
+
+def effect_csv_rows(effects: Sequence[Effect]) -> list[dict]:
+    """effects.csv: every number behind a verdict, so it can be rechecked."""
+    return [
+        {"factor": e.factor, "level": e.level, "vs": e.vs, "strata": e.strata,
+         "balanced": e.balanced, "n_level": e.result.n_a, "n_vs": e.result.n_b,
+         "mean_level": e.result.mean_a, "mean_vs": e.result.mean_b, "diff": e.result.diff,
+         "ci_low": e.result.ci_low, "ci_high": e.result.ci_high, "df": e.result.df,
+         "t": e.result.t, "p": e.result.p, "verdict": e.verdict,
+         "confounded_with": " ".join(e.confounded)}
+        for e in effects
+    ]  # fmt: skip
+
+
+def effect_table(effects: Sequence[Effect]) -> tuple[list[dict], list[str]]:
+    """report.md's and the terminal's effects, the difference with its interval and p."""
+    columns = ["factor", "level", "vs", "strata", "n", "diff", "95 % CI", "p", "verdict",
+               "confounded with"]  # fmt: skip
+    rows = [
+        {"factor": e.factor, "level": e.level, "vs": e.vs,
+         "strata": f"{e.strata}" if e.balanced else f"{e.strata} (trimmed)",
+         "n": f"{e.result.n_a} vs {e.result.n_b}", **diff_cells(e.result), "verdict": e.verdict,
+         "confounded with": ", ".join(e.confounded) or "-"}
+        for e in effects
+    ]  # fmt: skip
+    return rows, columns
+
+
+def study_table(rows: Sequence[StudyRow]) -> tuple[list[dict], list[str]]:
+    """The study's numbers beside our group means ± 95 % CI half-width."""
+    metrics = METRICS[:3]
+    columns = ["experiment", "study run", "backend", "n"]
+    columns += [f"{m} {who}" for m in metrics for who in ("study", "ours")]
+    columns += ["deviations from the study", "study note"]
+    table = []
+    for r in rows:
+        row: dict[str, Any] = {"experiment": r.experiment, "study run": r.study_run,
+                               "backend": r.group.backend, "n": r.group.n}  # fmt: skip
+        for m in metrics:
+            reported = r.reported[m]
+            row[f"{m} study"] = "-" if reported is None else f"{reported:.4f}"
+            row[f"{m} ours"] = _mean_ci_cell(r.group.stats[m])
+        row["deviations from the study"] = "; ".join(r.deviations) or "none"
+        row["study note"] = r.note
+        table.append(row)
+    return table, columns
+
+
+def conclusion_table(conclusions: Sequence[Conclusion]) -> tuple[list[dict], list[str]]:
+    """A row per piece of evidence; the claim and its verdict on its first row."""
+    columns = ["claim", "verdict", "evidence", "metric", "diff", "95 % CI", "p", "says", "note"]
+    rows = []
+    for c in conclusions:
+        head = {"claim": c.name, "verdict": c.verdict}
+        if not c.evidence:
+            rows.append({**dict.fromkeys(columns, "-"), **head, "note": "no runs to compare"})
+        for i, e in enumerate(c.evidence):
+            rows.append({
+                **(head if i == 0 else {"claim": "", "verdict": ""}), "evidence": e.what,
+                "metric": c.metric, **diff_cells(e.result), "says": e.verdict, "note": e.note,
+            })  # fmt: skip
+    return rows, columns
+
+
+def six_nine_table(counts: Mapping[str, Sequence[float]]) -> tuple[list[dict], list[str]]:
+    """Per aug level, how many runs and their 6<->9 confusions, mean ± std [CI]."""
+    columns = [SIX_NINE_FACTOR, "runs", "6<->9 confusions"]
+    rows = [
+        {SIX_NINE_FACTOR: level, "runs": len(v), "6<->9 confusions": _stat_cell(describe(v), 1)}
+        for level, v in counts.items()
+    ]
+    return rows, columns
+
+
+def _cell(value: Any, column: str) -> str:
+    """Table cell text; an error keeps its last line (a traceback's exception), cut to fit."""
+    text = _fmt(value, column)
+    if column == "error" and value and text.strip():
+        text = text.strip().splitlines()[-1]
+        text = text if len(text) <= 60 else text[:57] + "..."
+    return text.replace("\n", " ")
+
+
+def _md_cell(value: Any, column: str) -> str:
+    return _cell(value, column).replace("|", "\\|")
+
+
+def _numeric(rows: Sequence[dict], columns: Sequence[str]) -> set[str]:
+    """Columns to right-align."""
+    return {c for c in columns if any(isinstance(r[c], int | float) for r in rows)}
+
+
+def markdown_lines(rows: Sequence[dict], columns: Sequence[str]) -> Iterator[str]:
+    """A markdown table, numbers right-aligned."""
+    numeric = _numeric(rows, columns)
+    yield "| " + " | ".join(columns) + " |"
+    yield "|" + "|".join("---:" if c in numeric else "---" for c in columns) + "|"
+    for row in rows:
+        yield "| " + " | ".join(_md_cell(row[c], c) for c in columns) + " |"
+
+
+def job_counts_line(counts: Mapping[str, int]) -> str:
+    """What the sweep did with its jobs, so a re-run that skipped everything reads as such."""
+    return (
+        f"jobs: {counts.get('skipped', 0)} skipped, {counts.get('resumed', 0)} resumed, "
+        f"{counts.get('started', 0)} started"
+    )
+
+
+def print_table(rows: Sequence[dict], columns: Sequence[str], title: str) -> None:
+    """A rich table; failed runs red and overfit ones yellow where rows have those columns."""
+    table = Table(title=title)
+    numeric = _numeric(rows, columns)
+    for column in columns:
+        table.add_column(column, justify="right" if column in numeric else "left", overflow="fold")
+    for row in rows:
+        failed = row.get("status", "completed") != "completed"
+        style = "red" if failed else "yellow" if row.get("overfit") == "yes" else None
+        table.add_row(*(_cell(row[c], c) for c in columns), style=style)
+    console = Console()
+    if not console.is_terminal:  # a log file: don't squeeze 15 columns into 80 characters
+        natural = Measurement.get(console, console.options.update_width(1000), table).maximum
+        console = Console(width=max(console.width, natural))
+    console.print(table)
+
+
+def print_report(report: Report, title: str) -> None:
+    """Every table of report.md that has rows, in the same order."""
+    print_table(report.rows, report.columns, title=title)
+    if report.job_counts is not None:
+        print(job_counts_line(report.job_counts))
+    print_table(*group_table(report.groups), title="groups (seeds pooled; mean ± std [95 % CI])")
+    if report.effects:
+        print_table(*effect_table(report.effects), title="effects on test accuracy (matched)")
+    if report.study:
+        print_table(*study_table(report.study), title="study vs measured (mean ± 95 % CI)")
+        print_table(*conclusion_table(report.conclusions), title="the study's conclusions")
+    if report.six_nine:
+        print_table(*six_nine_table(report.six_nine), title="6<->9 confusions per aug level")

@@ -1,0 +1,69 @@
+"""What a backend's `fit` gets and gives back: the contract between the framework and each
+backend (`mnistlab.backends`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from mnistlab.data import Splits
+from mnistlab.training.recorder import EpochRecorder
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """The best checkpoint's test-set predictions: class and its softmax probability."""
+
+    labels: np.ndarray  # predicted class per test image
+    confidence: np.ndarray  # probability of that class
+
+
+@dataclass
+class FitResult:
+    """What only the backend knows; everything else in summary.json comes from the epoch rows."""
+
+    params: int
+    test_loss: float
+    test_acc: float
+    test_predictions: Predictions | None = None  # the best checkpoint's, on rank 0
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass
+class RunContext:
+    """Where a backend writes (checkpoints/ under run_dir), whom it reports epochs to, whether
+    it continues from its last checkpoint there (`resume`), and what it calls once that
+    checkpoint is restored and training starts (`on_start`: the `running` summary)."""
+
+    run_dir: Path
+    recorder: EpochRecorder
+    wandb_run: Any = None
+    resume: bool = False
+    on_start: Callable[[], None] = _nothing
+
+
+def steps_per_epoch(cfg: DictConfig, data: Splits) -> int:
+    """Optimizer steps in one epoch on either backend: the last, smaller batch is kept."""
+    return -(-len(data.x_train) // cfg.data.batch_size)
+
+
+@dataclass
+class Timings:
+    """A bench bare loop's seconds per epoch (training and its validation pass, and training
+    alone) and of the warm validation pass after training, and that pass's loss (with the L2
+    penalty, as mnistlab's) and accuracy, which show that the bare run learns what the mnistlab
+    run learns."""
+
+    epoch_seconds: list[float]
+    train_seconds: list[float]
+    eval_seconds: float
+    val_loss: float
+    val_acc: float
