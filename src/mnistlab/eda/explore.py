@@ -33,8 +33,8 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-from mnistlab.config.checks import RULES, Rule, check_rules
-from mnistlab.config.schema import DataConfig, LoggerConfig, PathsConfig
+from mnistlab.config.checks import RULES, check_rules, field_rules
+from mnistlab.config.schema import DataConfig, LoggerConfig, PathsConfig, ranged
 from mnistlab.data import Splits, load_splits
 from mnistlab.eda.plots import (
     ClassOutliers,
@@ -53,31 +53,37 @@ FIGURES = ("class_counts", "samples", "mean_images", "outliers")
 CSV_COLUMNS = ("label", "class", "kind", "rank", "index", "split", "score")
 
 
+MAX_COLUMNS = 100  # images per class in a figure row: beyond this the PNG gets too large to draw
+
+
+def _per_class(default: int) -> int:
+    return ranged(default, check=lambda v: 1 <= v <= MAX_COLUMNS,
+                  allowed=f"an integer from 1 to {MAX_COLUMNS}")
+
+
 @dataclass
 class EdaConfig:
-    """Schema of conf/eda.yaml: Hydra rejects misspelt keys and wrong types before anything runs."""
+    """Schema of conf/eda.yaml: Hydra rejects misspelt keys and wrong types before anything runs;
+    each field's range rule is checked before any data is read."""
 
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = MISSING
     logger: LoggerConfig = MISSING
-    samples_per_class: int = 10
-    outliers_per_class: int = 5
-    iqr_factor: float = 1.5
-    seed: int = 42
+    samples_per_class: int = _per_class(10)  # random images per class in samples.png
+    # K: the K farthest from the class mean, and the ink outliers drawn
+    outliers_per_class: int = _per_class(5)
+    # ink outside [Q1 - f*IQR, Q3 + f*IQR] of its class is an outlier (Tukey)
+    iqr_factor: float = ranged(1.5, check=lambda v: v >= 0, allowed="a number >= 0")
+    # picks samples.png's images; the split itself follows data.split_seed
+    seed: int = ranged(42, check=lambda v: v >= 0, allowed="an integer >= 0")
 
 
 ConfigStore.instance().store(name="eda_schema", node=EdaConfig)
 
-MAX_COLUMNS = 100  # images per class in a figure row: beyond this the PNG gets too large to draw
-EDA_RULES: list[Rule] = [
-    ("samples_per_class", lambda v: 1 <= v <= MAX_COLUMNS, f"an integer from 1 to {MAX_COLUMNS}"),
-    ("outliers_per_class", lambda v: 1 <= v <= MAX_COLUMNS, f"an integer from 1 to {MAX_COLUMNS}"),
-    ("iqr_factor", lambda v: v >= 0, "a number >= 0"),
-    ("seed", lambda v: v >= 0, "an integer >= 0"),
-]
+
 def validate_eda(cfg: DictConfig) -> None:
     """The trainers' rules for the keys shared with them (data.*, logger.*), then the EDA's own."""
-    check_rules(cfg, [*RULES, *EDA_RULES])
+    check_rules(cfg, [*RULES, *field_rules(EdaConfig)])
 
 
 def sha256(path: Path) -> str:

@@ -34,7 +34,7 @@ class RandomFlipP(keras.layers.Layer):
     """Flip each image (N, H, W, C) horizontally with probability horizontal_p, and vertically
     with probability vertical_p, independently per sample; the identity unless training."""
 
-    def __init__(self, horizontal_p: float = 0.5, vertical_p: float = 0.5, seed: int | None = None,
+    def __init__(self, horizontal_p: float, vertical_p: float, seed: int | None = None,
                  **kwargs) -> None:
         super().__init__(**kwargs)
         self.horizontal_p = float(horizontal_p)
@@ -68,7 +68,7 @@ class RandomShiftRotate(keras.layers.Layer):
     U(-shift_x, shift_x) of the width and U(-shift_y, shift_y) of the height; zero fill, bilinear,
     one resampling; the identity unless training."""
 
-    def __init__(self, rotation_degrees: float = 20.0, shift_x: float = 0.1, shift_y: float = 0.1,
+    def __init__(self, rotation_degrees: float, shift_x: float, shift_y: float,
                  seed: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.rotation_degrees = float(rotation_degrees)
