@@ -35,12 +35,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from mnistlab.backends import backend_names
 from mnistlab.config import REPO_ROOT
 from mnistlab.config.schema import ACCELERATORS
 from mnistlab.errors import MnistlabError, fail
 from mnistlab.run.provenance import machine
 
-BACKENDS = ("lightning", "keras")
+BACKENDS = backend_names()
 QUIET = ("logger=none", "trainer.progress_bar=false")
 EVAL_RUN = ("trainer.max_epochs=2", "trainer.limit_train_batches=1")
 

@@ -1,5 +1,6 @@
-"""The run's configuration: where the YAML lives (conf/, sweeps/), the schemas Hydra checks it
-against (`schema`), and the value checks run before any data is read (`checks`)."""
+"""The run's configuration: where the YAML lives (conf/, and sweeps/ for multiruns), the
+schemas Hydra checks it against (`schema`), and the value checks run before any data is read
+(`checks`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CONF_DIR = REPO_ROOT / "conf"
+SWEEPS_GROUP = "sweeps"  # the multiruns in the top-level sweeps/ (hydra_plugins.mnistlab_sweeps)
 
 
 def group_options(group: str) -> tuple[str, ...]:

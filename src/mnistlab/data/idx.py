@@ -41,4 +41,6 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
             f"corrupt data file {path}: header says {dims} = {expected} bytes of data, "
             f"found {len(raw) - header}"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    # a writable copy: torch shares memory with the arrays it trains on, and warns about a
+    # read-only one (np.frombuffer of bytes)
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from mnistlab.report.plots import save_png
+from mnistlab.plotting import save_png
 
 HIGHLIGHT = "yellow"  # the study highlighted its outliers in yellow
 SPLIT_COLORS = {"train": "C0", "val": "C1", "test": "C2"}

@@ -1,5 +1,6 @@
 """Summarise finished runs and sweeps: tables per run, per group of seeds and per effect (csv,
-report.md, terminal), curves, ablation and parallel-coordinates figures, the study checked.
+report.md, terminal), curves, ablation and parallel-coordinates figures, and the sections that
+plug-ins add (`mnistlab.report.hooks`: the student study's checks come that way).
 
 The framework calls :func:`write_report` at the end of every multirun with the sweep dir; by
 hand: ``python -m mnistlab.report DIR [DIR...] [--out OUT]``. A run is any directory holding a
@@ -23,6 +24,7 @@ from mnistlab.atomic import write_atomically
 from mnistlab.config import flatten
 from mnistlab.report.factors import SEED_KEY, confounded_keys, factor_keys, varying_keys
 from mnistlab.report.figures import draw_figures, figure_names
+from mnistlab.report.hooks import Hook, add_sections, installed_hooks
 from mnistlab.report.markdown import report_markdown
 from mnistlab.report.results import (
     RESULT_COLUMNS,
@@ -30,10 +32,8 @@ from mnistlab.report.results import (
     build_effects,
     build_groups,
     build_rows,
-    six_nine_counts,
 )
 from mnistlab.report.runs import Run, find_runs, load_run, read_confusion
-from mnistlab.report.stats import check_conclusions, load_study, study_rows
 from mnistlab.report.tables import (
     EFFECT_CSV_COLUMNS,
     effect_csv_rows,
@@ -59,11 +59,13 @@ def write_report(
     show: bool = True,
     *,
     job_counts: Mapping[str, int] | None = None,
+    hooks: Sequence[Hook] | None = None,
 ) -> Report:
     """Read every run under ``dirs`` and write runs.csv, groups.csv, effects.csv, report.md,
     curves.png, ablation.png and, when 3+ factors vary, parallel.png.
 
-    ``job_counts`` ({"skipped": n, "resumed": n, "started": n}, from the sweep) adds a line.
+    ``job_counts`` ({"skipped": n, "resumed": n, "started": n}, from the sweep) adds a line;
+    ``hooks`` add sections (default: the installed plug-ins).
     Raises NoRunsError (a SystemExit with a one-line message) when there is no summary.json.
     """
     dirs = [Path(d) for d in dirs]
@@ -76,6 +78,7 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = [load_run(p, out_dir) for p in run_dirs]
     report = analyse(runs, out_dir, job_counts)
+    add_sections(report, runs, installed_hooks() if hooks is None else hooks)
     report.provenance = provenance_lines(dirs, [run.summary for run in runs])
     write_files(report, runs)
     if show:
@@ -92,14 +95,12 @@ def analyse(runs: Sequence[Run], out_dir: Path, job_counts: Mapping[str, int] | 
     rows, reasons = build_rows(runs, varying)
     groups = build_groups(runs, rows, varying, factors)
     effects, unmatched = build_effects(runs, rows, confounded_keys(folded, configs))
-    study = load_study()
     names = [*TEXT_FILES, *figure_names(factors)]
     return Report(
         rows=rows, varying=varying, paths={n: out_dir / n for n in names},
         columns=["run", *varying, *RESULT_COLUMNS], factors=factors, reasons=reasons,
         folded={f: keys for f, keys in folded.items() if keys}, groups=groups, effects=effects,
-        unmatched=unmatched, study=study_rows(groups, study),
-        conclusions=check_conclusions(groups, effects, study), six_nine=six_nine_counts(runs),
+        unmatched=unmatched,
         job_counts=dict(job_counts) if job_counts is not None else None,
     )  # fmt: skip
 

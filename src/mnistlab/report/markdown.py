@@ -11,19 +11,13 @@ from mnistlab.report.plots import BAND
 from mnistlab.report.results import (
     OVERFIT_GAP,
     OVERFIT_RISING_EPOCHS,
-    SIX_NINE_FACTOR,
     Report,
 )
-from mnistlab.report.stats import effect_verdict, welch
 from mnistlab.report.tables import (
-    conclusion_table,
-    diff_cells,
     effect_table,
     group_table,
     job_counts_line,
     markdown_lines,
-    six_nine_table,
-    study_table,
 )
 
 
@@ -99,56 +93,6 @@ def _effect_lines(report: Report) -> list[str]:
     return lines
 
 
-def _study_lines(report: Report) -> list[str]:
-    if not report.study:
-        return []
-    rows, columns = study_table(report.study)
-    claims, claim_columns = conclusion_table(report.conclusions)
-    lines = [
-        "## Study vs measured",
-        "",
-        "The study's reported accuracies (../shared/SEED.md, `study_results.yaml`) beside our "
-        "group means ± the 95 % CI half-width; deviations name the study's hyperparameters our "
-        "runs did not use.",
-        "",
-        *markdown_lines(rows, columns),
-        "",
-        "### The study's conclusions",
-        "",
-        "Welch's test per piece of evidence: confirmed when the difference is in the claimed "
-        "direction with p < 0.05, refuted when opposite with p < 0.05, else inconclusive. A "
-        "tested matched effect decides alone; otherwise a claim is confirmed (refuted) when some "
-        "evidence confirms (refutes) it and none says the opposite.",
-        "",
-    ]
-    lines += [f"- **{c.name}** ({c.claim}): **{c.verdict}**" for c in report.conclusions]
-    return [*lines, "", *markdown_lines(claims, claim_columns)]
-
-
-def _six_nine_lines(counts: Mapping[str, Sequence[float]]) -> list[str]:
-    if not counts:
-        return []
-    rows, columns = six_nine_table(counts)
-    lines = [
-        "## 6<->9 confusions",
-        "",
-        "Per run, test images of a 6 predicted as 9 plus of a 9 predicted as 6 (confusion.csv), "
-        f"by {SIX_NINE_FACTOR}, pooled over the other factors: mean ± std [95 % CI].",
-        "",
-        *markdown_lines(rows, columns),
-    ]
-    if "flip" in counts and "shift_rotate" in counts:
-        c = welch(counts["flip"], counts["shift_rotate"])
-        cells = diff_cells(c)
-        verdict = effect_verdict(c)
-        verdict = {"better": "flip confuses more", "worse": "flip confuses less"}.get(
-            verdict, verdict
-        )
-        lines += ["", f"flip - shift_rotate (Welch): {cells['diff']} {cells['95 % CI']}, "
-                      f"p = {cells['p']}: {verdict}."]  # fmt: skip
-    return lines
-
-
 def _failed_lines(failed: Sequence[dict]) -> list[str]:
     lines = ["## Failed jobs", ""]
     for row in failed:
@@ -205,8 +149,7 @@ def report_markdown(report: Report) -> str:
         _factor_lines(report),
         _group_lines(report),
         _effect_lines(report),
-        _study_lines(report),
-        _six_nine_lines(report.six_nine),
+        *(section.markdown for section in report.sections),
         _failed_lines(report.failed),
         _overfit_lines(report.reasons),
         _plot_lines(report.paths),

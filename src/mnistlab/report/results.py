@@ -1,6 +1,6 @@
 """What the runs measured, for mnistlab.report: a row per run (with the overfitting rule), groups
-of runs that differ only in the seed, matched effects of each factor, 6<->9 confusions, and the
-:class:`Report` that holds them all, so the writers and callers read one object."""
+of runs that differ only in the seed, matched effects of each factor, the sections that plug-ins
+add, and the :class:`Report` that holds them all, so the writers and callers read one object."""
 
 from __future__ import annotations
 
@@ -22,11 +22,9 @@ from mnistlab.report.factors import (
 from mnistlab.report.runs import Run, natural_key
 from mnistlab.report.stats import (
     METRICS,
-    Conclusion,
     Effect,
     Group,
     Obs,
-    StudyRow,
     factor_effects,
 )
 
@@ -39,7 +37,15 @@ RESULT_COLUMNS = (
     "status", "epochs", "train_acc", "val_acc", "test_acc", "best_val_acc", "best_epoch", "gap",
     "wall_seconds", "overfit", "error",
 )  # fmt: skip
-SIX_NINE_FACTOR = "aug.name"  # what the 6<->9 confusions are compared by
+
+
+@dataclass
+class Section:
+    """A part of the report that a plug-in adds (`mnistlab.report.hooks`): its report.md lines
+    and the tables it prints in the terminal, each (rows, columns, title)."""
+
+    markdown: list[str]
+    tables: list[tuple[list[dict], list[str], str]] = field(default_factory=list)
 
 
 @dataclass
@@ -56,9 +62,7 @@ class Report:
     groups: list[Group] = field(default_factory=list)  # best mean val_acc first
     effects: list[Effect] = field(default_factory=list)
     unmatched: int = 0  # level pairs with no matched runs, hence not compared
-    study: list[StudyRow] = field(default_factory=list)
-    conclusions: list[Conclusion] = field(default_factory=list)
-    six_nine: dict[str, list[float]] = field(default_factory=dict)  # aug level -> per run
+    sections: list[Section] = field(default_factory=list)  # from the plug-ins, in their order
     job_counts: dict[str, int] | None = None
     provenance: list[str] = field(default_factory=list)  # report.md's "Provenance" lines
 
@@ -206,13 +210,3 @@ def build_effects(
     ]
     orders = {f: sorted({o.levels[f] for o in obs}, key=level_key) for f in factors}
     return factor_effects(obs, orders, confounded)
-
-
-def six_nine_counts(runs: Sequence[Run]) -> dict[str, list[float]]:
-    """Aug level -> each run's test images of 6 predicted as 9 plus 9 predicted as 6."""
-    counts: dict[str, list[float]] = {}
-    for run in runs:
-        if run.confusion is not None and run.config is not None:
-            level = level_of(run.config, SIX_NINE_FACTOR)
-            counts.setdefault(level, []).append(float(run.confusion[6, 9] + run.confusion[9, 6]))
-    return dict(sorted(counts.items(), key=lambda item: level_key(item[0])))

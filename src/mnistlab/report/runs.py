@@ -21,6 +21,7 @@ from mnistlab.config import flatten
 SKIP_DIRS = frozenset({"wandb", "checkpoints"})  # a logger's or checkpointer's summary.json
 # What an absent key means in configs written before it existed (or after it was removed), so
 # that a report over old and new runs sees no difference that never was.
+# (model.num_classes: runs of mnistlab's first versions, all on 10-class data, recorded it)
 ABSENT_MEANS: dict[str, Any] = {"scheduler.name": "none", "model.num_classes": 10}
 
 
@@ -32,7 +33,7 @@ class Run:
     summary: dict[str, Any]
     config: dict[str, Any] | None  # flattened .hydra/config.yaml, None if unreadable
     metrics: dict[str, list[float]]  # metrics.csv column -> values per epoch
-    confusion: np.ndarray | None = None  # confusion.csv, 10x10, rows true, columns predicted
+    confusion: np.ndarray | None = None  # confusion.csv, KxK, rows true, columns predicted
 
 
 def find_runs(dirs: Sequence[Path]) -> list[Path]:
@@ -93,28 +94,32 @@ def read_metrics(path: Path) -> dict[str, list[float]]:
 def read_confusion(path: Path) -> np.ndarray | None:
     """A run's test-set confusion matrix, or None when confusion.csv is absent or unreadable.
 
-    Format (the trainers write it): CSV, a header row ``true\\pred,0,1,...,9``, then one row per
-    true label, ``<label>,<count predicted as 0>,...,<count predicted as 9>``: rows are true
-    labels, columns predicted ones. Read leniently: blank lines, spaces, a BOM, float counts and
-    any row order are fine; the header is optional (its numeric labels, when given, say which
-    column is which; without it columns are 0..9). Anything short of a full 10x10 matrix is None.
+    Format (the trainers write it): CSV, a header row ``true\\pred,0,1,...,K-1``, then one row
+    per true label, ``<label>,<count predicted as 0>,...``: rows are true labels, columns
+    predicted ones, for a dataset of any K classes. Read leniently: blank lines, spaces, a BOM,
+    float counts and any row order are fine; the header is optional (its numeric labels, when
+    given, say which column is which and how many classes there are; without it the columns are
+    0..K-1 for K rows). Anything short of a full KxK matrix is None.
     """
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             records = [[c.strip() for c in r] for r in csv.reader(f) if any(c.strip() for c in r)]
     except (OSError, UnicodeDecodeError, csv.Error):
         return None
-    columns: list[int | None] = list(range(10))
-    matrix = np.full((10, 10), np.nan)
-    for record in records:
+    header = [r for r in records if _class_label(r[0]) is None]
+    body = [r for r in records if _class_label(r[0]) is not None]
+    columns = ([_class_label(c) for c in header[-1][1:]] if header
+               else list(range(len(body))))
+    size = len(columns)
+    if not size:
+        return None
+    matrix = np.full((size, size), np.nan)
+    for record in body:
         label = _class_label(record[0])
-        if label is None:  # the header
-            columns = [_class_label(c) for c in record[1:]]
-            continue
-        if not 0 <= label < 10 or len(record) - 1 != len(columns):
+        if not 0 <= label < size or len(record) - 1 != size:
             return None
         for column, count in zip(columns, record[1:], strict=True):
-            if column is not None and 0 <= column < 10:
+            if column is not None and 0 <= column < size:
                 matrix[label, column] = to_float(count)
     return matrix if np.isfinite(matrix).all() else None
 

@@ -1,4 +1,4 @@
-"""Statistics for mnistlab.report: seeds pooled into groups, Welch comparisons, the study's claims.
+"""Statistics for mnistlab.report: seeds pooled into groups, Welch comparisons, matched effects.
 
 Rules, chosen so that a handful of seeds is never over-read:
 
@@ -18,13 +18,6 @@ Rules, chosen so that a handful of seeds is never over-read:
   each stratum keeps its first min(n_level,s, n_vs,s) runs of each level by seed, which balances
   it. Pairs with no matched stratum are not compared (they differ in other factors too). Verdict:
   better/worse when p < 0.05 and the interval excludes 0, else "no clear difference".
-- *Study claims* (study_results.yaml): each claim names pairs of the study's experiments and the
-  direction it expects; each pair of groups (same backend, fewest other differences) is one piece
-  of evidence, confirmed when the difference is in the claimed direction with p < 0.05, refuted
-  when opposite with p < 0.05, else inconclusive. A claim may also name a factor's levels: a
-  matched effect between them, when tested, is the better evidence and alone decides. Otherwise
-  the claim is confirmed when some evidence confirms it and none refutes it (refuted likewise),
-  and inconclusive when the evidence is mixed or missing.
 """
 
 from __future__ import annotations
@@ -32,17 +25,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from typing import Any, NamedTuple
 
 import numpy as np
-import yaml
 from scipy import stats
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
 METRICS = ("train_acc", "val_acc", "test_acc", "gap")  # gap = train_acc - val_acc
-STUDY_FILE = "results.yaml"
 
 
 @dataclass(frozen=True)
@@ -135,13 +125,6 @@ def effect_verdict(c: Comparison) -> str:
     if c.p < ALPHA and c.ci_high < 0:
         return "worse"
     return f"no clear difference at {c.n_a} vs {c.n_b} runs"
-
-
-def claim_verdict(c: Comparison, expect: str) -> str:
-    """confirmed / refuted / inconclusive for a claim that a − b is ``expect`` (higher/lower)."""
-    if c.p is None or c.p >= ALPHA or c.diff == 0:
-        return "inconclusive"
-    return "confirmed" if (c.diff > 0) == (expect == "higher") else "refuted"
 
 
 # ---------------------------------------------------------------------------- effects
@@ -244,7 +227,7 @@ class Group:
     seeds: list[Any]
     failed: int
     values: dict[str, list[float]]  # metric -> values of completed runs
-    experiment: str | None = None  # the study experiment all its runs are, if any
+    experiment: str | None = None  # the named experiment (`experiment=`) all its runs are, if any
     stats: dict[str, Stat] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -269,142 +252,3 @@ def _same(x: Any, y: Any) -> bool:
     if isinstance(x, int | float) and isinstance(y, int | float):
         return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
     return x == y
-
-
-# ---------------------------------------------------------------------------- the study
-
-
-def load_study() -> dict[str, Any]:
-    """The study's runs, numbers and claims, shipped beside this module."""
-    return yaml.safe_load(resources.files("mnistlab.study").joinpath(STUDY_FILE).read_text())
-
-
-@dataclass(frozen=True)
-class StudyRow:
-    """One group of one of the study's experiments: the study's numbers beside ours."""
-
-    experiment: str
-    study_run: str
-    framework: str
-    group: Group
-    reported: dict[str, float | None]  # metric -> the study's number (a fraction)
-    deviations: list[str]  # how the group's config departs from the study's hyperparameters
-    note: str
-
-
-def study_rows(groups: Sequence[Group], study: Mapping[str, Any]) -> list[StudyRow]:
-    """A row per group whose runs are one of the study's experiments, in the study's order."""
-    rows = []
-    for name, spec in study["runs"].items():
-        for group in (g for g in groups if g.experiment == name):
-            reported = spec.get("reported") or {}
-            rows.append(StudyRow(
-                experiment=name, study_run=spec["run"], framework=spec["framework"],
-                group=group, reported={m: reported.get(m) for m in METRICS[:3]},
-                deviations=deviations(group.config, spec.get("config") or {}),
-                note=spec.get("note") or "",
-            ))  # fmt: skip
-    return rows
-
-
-def deviations(config: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
-    """``key=ours (study: theirs)`` for each of the study's hyperparameters we did not run."""
-    missing = object()
-    out = []
-    for key, theirs in expected.items():
-        ours = config.get(key, missing)
-        if ours is missing or not _same(ours, theirs):
-            shown = "(unset)" if ours is missing else ours
-            out.append(f"{key}={shown} (study: {theirs})")
-    return out
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """One comparison behind a claim."""
-
-    what: str  # which groups or levels
-    result: Comparison
-    verdict: str
-    note: str
-    matched: bool = False
-
-
-@dataclass(frozen=True)
-class Conclusion:
-    name: str
-    claim: str
-    metric: str
-    verdict: str
-    evidence: list[Evidence]
-
-
-def check_conclusions(
-    groups: Sequence[Group], effects: Sequence[Effect], study: Mapping[str, Any]
-) -> list[Conclusion]:
-    """Each of the study's claims against the groups of its experiments (module docstring)."""
-    done = [g for g in groups if g.n > 0 and g.experiment in study["runs"]]
-    if not done:
-        return []
-    return [_conclusion(spec, done, effects) for spec in study["conclusions"]]
-
-
-def _conclusion(
-    spec: Mapping[str, Any], groups: Sequence[Group], effects: Sequence[Effect]
-) -> Conclusion:
-    metric, expect = spec["metric"], spec["expect"]
-    evidence = [_matched_evidence(spec, effects)] if spec.get("matched") else []
-    evidence = [e for e in evidence if e is not None]
-    for first, second in spec["pairs"]:
-        for a, b in _paired_groups(groups, first, second):
-            result = welch(a.values.get(metric, []), b.values.get(metric, []))
-            what = f"{first} ({a.backend}, n={a.n}) vs {second} ({b.backend}, n={b.n})"
-            evidence.append(Evidence(
-                what, result, claim_verdict(result, expect), _pair_note(a, b, spec.get("about")),
-            ))  # fmt: skip
-    return Conclusion(spec["name"], spec["claim"], metric, overall_verdict(evidence), evidence)
-
-
-def _matched_evidence(spec: Mapping[str, Any], effects: Sequence[Effect]) -> Evidence | None:
-    """The effects row between the claim's two levels, read in the claim's direction; none when
-    other keys changed along with the factor (then it is no cleaner than the pairs)."""
-    want = spec["matched"]
-    factor, level, vs = want["factor"], str(want["level"]), str(want["vs"])
-    for e in effects:
-        if e.factor == factor and {e.level, e.vs} == {level, vs} and not e.confounded:
-            result = e.result if e.level == level else e.result.reversed()
-            note = f"matched over {e.strata} combination(s) of the other factors"
-            what = f"{factor}={level} vs {factor}={vs}"
-            return Evidence(what, result, claim_verdict(result, spec["expect"]), note, True)
-    return None
-
-
-def _paired_groups(groups: Sequence[Group], first: str, second: str) -> list[tuple[Group, Group]]:
-    """Each group of ``first`` with the group(s) of ``second`` on its backend that differ from
-    it in the fewest keys."""
-    pairs = []
-    for a in (g for g in groups if g.experiment == first):
-        same = [b for b in groups if b.experiment == second and b.backend == a.backend]
-        if same:
-            fewest = min(len(setting_diff(a, b)) for b in same)
-            pairs += [(a, b) for b in same if len(setting_diff(a, b)) == fewest]
-    return pairs
-
-
-def _pair_note(a: Group, b: Group, about: Sequence[str] | None) -> str:
-    """Which other keys the two groups differ in: the comparison is not isolated then."""
-    about = list(about or [])
-    other = [k for k in setting_diff(a, b) if k not in about]
-    if not other:
-        return f"differ only in {', '.join(about)}" if about else "same settings"
-    return f"also differ in {', '.join(other)}: not an isolated comparison"
-
-
-def overall_verdict(evidence: Sequence[Evidence]) -> str:
-    """Tested matched evidence decides; else confirmed/refuted only when nothing contradicts."""
-    matched = [e.verdict for e in evidence if e.matched and e.result.tested]
-    verdicts = set(matched or [e.verdict for e in evidence])
-    for verdict, opposite in (("confirmed", "refuted"), ("refuted", "confirmed")):
-        if verdict in verdicts and opposite not in verdicts:
-            return verdict
-    return "inconclusive"

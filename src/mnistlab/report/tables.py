@@ -15,16 +15,13 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from mnistlab.report.factors import value_text
-from mnistlab.report.results import SIX_NINE_FACTOR, Report
+from mnistlab.report.results import Report
 from mnistlab.report.stats import (
     METRICS,
     Comparison,
-    Conclusion,
     Effect,
     Group,
     Stat,
-    StudyRow,
-    describe,
 )
 
 ACC_COLUMNS = frozenset({"train_acc", "val_acc", "test_acc", "best_val_acc", "gap"})
@@ -41,7 +38,7 @@ def _fmt(value: Any, column: str = "") -> str:
     return value_text(value)
 
 
-def _stat_cell(s: Stat, digits: int = 4) -> str:
+def stat_cell(s: Stat, digits: int = 4) -> str:
     """mean ± std [95 % CI]; one run: its value."""
     if s.mean is None:
         return "-"
@@ -51,7 +48,7 @@ def _stat_cell(s: Stat, digits: int = 4) -> str:
     return f"{s.mean:.{d}f} ± {s.std:.{d}f} [{s.ci_low:.{d}f}, {s.ci_high:.{d}f}]"
 
 
-def _mean_ci_cell(s: Stat) -> str:
+def mean_ci_cell(s: Stat) -> str:
     """mean ± the 95 % CI's half-width; one run: its value."""
     if s.mean is None:
         return "-"
@@ -102,7 +99,7 @@ def group_table(groups: Sequence[Group]) -> tuple[list[dict], list[str]]:
     columns = ["group", "n", "failed", "seeds", *METRICS]
     rows = [
         {"group": g.label, "n": g.n, "failed": g.failed, "seeds": " ".join(map(str, g.seeds)),
-         **{m: _stat_cell(g.stats[m]) for m in METRICS}}
+         **{m: stat_cell(g.stats[m]) for m in METRICS}}
         for g in groups
     ]  # fmt: skip
     return rows, columns
@@ -138,52 +135,6 @@ def effect_table(effects: Sequence[Effect]) -> tuple[list[dict], list[str]]:
          "confounded with": ", ".join(e.confounded) or "-"}
         for e in effects
     ]  # fmt: skip
-    return rows, columns
-
-
-def study_table(rows: Sequence[StudyRow]) -> tuple[list[dict], list[str]]:
-    """The study's numbers beside our group means ± 95 % CI half-width."""
-    metrics = METRICS[:3]
-    columns = ["experiment", "study run", "backend", "n"]
-    columns += [f"{m} {who}" for m in metrics for who in ("study", "ours")]
-    columns += ["deviations from the study", "study note"]
-    table = []
-    for r in rows:
-        row: dict[str, Any] = {"experiment": r.experiment, "study run": r.study_run,
-                               "backend": r.group.backend, "n": r.group.n}  # fmt: skip
-        for m in metrics:
-            reported = r.reported[m]
-            row[f"{m} study"] = "-" if reported is None else f"{reported:.4f}"
-            row[f"{m} ours"] = _mean_ci_cell(r.group.stats[m])
-        row["deviations from the study"] = "; ".join(r.deviations) or "none"
-        row["study note"] = r.note
-        table.append(row)
-    return table, columns
-
-
-def conclusion_table(conclusions: Sequence[Conclusion]) -> tuple[list[dict], list[str]]:
-    """A row per piece of evidence; the claim and its verdict on its first row."""
-    columns = ["claim", "verdict", "evidence", "metric", "diff", "95 % CI", "p", "says", "note"]
-    rows = []
-    for c in conclusions:
-        head = {"claim": c.name, "verdict": c.verdict}
-        if not c.evidence:
-            rows.append({**dict.fromkeys(columns, "-"), **head, "note": "no runs to compare"})
-        for i, e in enumerate(c.evidence):
-            rows.append({
-                **(head if i == 0 else {"claim": "", "verdict": ""}), "evidence": e.what,
-                "metric": c.metric, **diff_cells(e.result), "says": e.verdict, "note": e.note,
-            })  # fmt: skip
-    return rows, columns
-
-
-def six_nine_table(counts: Mapping[str, Sequence[float]]) -> tuple[list[dict], list[str]]:
-    """Per aug level, how many runs and their 6<->9 confusions, mean ± std [CI]."""
-    columns = [SIX_NINE_FACTOR, "runs", "6<->9 confusions"]
-    rows = [
-        {SIX_NINE_FACTOR: level, "runs": len(v), "6<->9 confusions": _stat_cell(describe(v), 1)}
-        for level, v in counts.items()
-    ]
     return rows, columns
 
 
@@ -247,8 +198,6 @@ def print_report(report: Report, title: str) -> None:
     print_table(*group_table(report.groups), title="groups (seeds pooled; mean ± std [95 % CI])")
     if report.effects:
         print_table(*effect_table(report.effects), title="effects on test accuracy (matched)")
-    if report.study:
-        print_table(*study_table(report.study), title="study vs measured (mean ± 95 % CI)")
-        print_table(*conclusion_table(report.conclusions), title="the study's conclusions")
-    if report.six_nine:
-        print_table(*six_nine_table(report.six_nine), title="6<->9 confusions per aug level")
+    for section in report.sections:
+        for rows, columns, title in section.tables:
+            print_table(rows, columns, title=title)

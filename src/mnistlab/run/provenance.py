@@ -15,10 +15,11 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from mnistlab.backends import framework_packages
 from mnistlab.config import REPO_ROOT
 from mnistlab.training.threads import cores
 
-PACKAGES = ("torch", "pytorch-lightning", "tensorflow", "keras")
+PACKAGES = framework_packages()
 
 
 def _git(*args: str) -> str | None:

@@ -69,3 +69,44 @@ def build_summary(
 def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
     """Readers (the report, a sweep's callback) never see a half-written summary."""
     write_atomically(path, json.dumps(payload, indent=2) + "\n")
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it from where they are."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _accuracy(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def print_summary(summary: dict[str, Any], max_epochs: int, run_dir: Path,
+                  wandb_run: Any = None) -> None:
+    """The run's results as a short table at the end of its output, as Keras' and Lightning's
+    users expect one: status, epochs, accuracies, seconds, where the files are, and how to send
+    an offline W&B run to the server."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="mnistlab run", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("status", summary["status"] + (f": {summary['error']}" if summary.get("error") else "")),
+        ("epochs", f"{summary['epochs_completed']} of {max_epochs}"),
+        ("val accuracy", f"best {_accuracy(summary['best_val_acc'])} (epoch "
+                         f"{summary['best_epoch'] or '-'}), final {_accuracy(summary['val_acc'])}"),
+        ("test accuracy", f"{_accuracy(summary['test_acc'])} (best checkpoint)"),
+        ("seconds", f"{summary['wall_seconds']:.1f}"),
+        ("run directory", _shown(run_dir)),
+    ]
+    if wandb_run is not None:
+        offline = getattr(wandb_run.settings, "mode", None) == "offline"
+        rows.append(("W&B", f"wandb sync {_shown(run_dir)}/wandb/offline-run-*" if offline
+                     else str(getattr(wandb_run, "url", "") or "")))
+    for name, value in rows:
+        table.add_row(name, value)
+    Console(soft_wrap=True).print(table)

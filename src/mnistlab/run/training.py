@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import psutil
 from omegaconf import DictConfig
@@ -14,7 +15,7 @@ from mnistlab.data import Splits, load_splits
 from mnistlab.run.confusion import write_errors
 from mnistlab.run.lifecycle import Job, Tracking, run_job
 from mnistlab.run.provenance import code_commit, machine
-from mnistlab.run.summary import build_summary, write_json_atomically
+from mnistlab.run.summary import build_summary, print_summary, write_json_atomically
 from mnistlab.run.tracking import run_tags
 from mnistlab.training.contract import FitResult, RunContext
 from mnistlab.training.interrupts import stop_at_batch_boundaries
@@ -79,9 +80,9 @@ class TrainingRun:
     def rows(self) -> list[dict[str, float]]:
         return self.recorder.rows if self.recorder else []
 
-    def write_summary(self, job: Job, status: str) -> None:
+    def write_summary(self, job: Job, status: str) -> dict[str, Any] | None:
         if job.rank > 0:
-            return
+            return None
         restored = self.recorder.restored if self.recorder else 0
         first = self.recorder.first_batch_at if self.recorder else None
         summary = build_summary(
@@ -92,9 +93,12 @@ class TrainingRun:
             provenance=self.provenance,
         )
         write_json_atomically(job.run_dir / "summary.json", summary)
+        return summary
 
     def finish(self, job: Job) -> None:
-        self.write_summary(job, job.status)
+        summary = self.write_summary(job, job.status)
+        if summary is not None:
+            print_summary(summary, self.cfg.trainer.max_epochs, job.run_dir, job.wandb_run)
 
 
 def train(cfg: DictConfig) -> float:

@@ -32,6 +32,7 @@ class Backend:
     name: str  # the option of the backend group (conf/backend/<name>.yaml)
     schema: type  # that option's structured-config schema, with its range rules
     package: str  # where its framework code lives
+    packages: tuple[str, ...]  # the distributions it trains with, whose versions a run records
     checks: Callable[[DictConfig], None] = field(default=_no_checks)  # its cross-key checks
 
     def check(self, cfg: DictConfig) -> None:

@@ -29,4 +29,5 @@ def check(cfg: DictConfig) -> None:
                           "backend=lightning")
 
 
-BACKEND = Backend(name="keras", schema=KerasBackendConfig, package=__name__, checks=check)
+BACKEND = Backend(name="keras", schema=KerasBackendConfig, package=__name__,
+                  packages=("tensorflow", "keras"), checks=check)

@@ -31,4 +31,5 @@ def check(cfg: DictConfig) -> None:
             f"tasks (hydra/launcher=slurm hydra.launcher.tasks_per_node={t.devices})")
 
 
-BACKEND = Backend(name="lightning", schema=BackendConfig, package=__name__, checks=check)
+BACKEND = Backend(name="lightning", schema=BackendConfig, package=__name__,
+                  packages=("torch", "pytorch-lightning"), checks=check)

@@ -31,6 +31,8 @@ class CNNModule(pl.LightningModule):
         self.steps_per_epoch = steps_per_epoch
         self.l2_weight = float(cfg.regularization.weight)  # a DictConfig lookup costs ~10 us a step
         self.net = build_network(cfg, spec)
+        # the model summary runs it once (eval mode, no grad) for its sizes and FLOPs column
+        self.example_input_array = torch.zeros(1, 1, *spec.image_shape)
         self.augment = build_augment(cfg)
         # per stage: running sums of loss x samples, correct predictions and samples (three
         # in-place adds a step, where torchmetrics' updates cost ~0.2 ms, their input checks: a

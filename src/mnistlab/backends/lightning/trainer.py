@@ -28,6 +28,7 @@ from mnistlab.backends.lightning.batches import TensorBatches
 from mnistlab.backends.lightning.components import as_images
 from mnistlab.backends.lightning.model import count_params
 from mnistlab.backends.lightning.module import CNNModule
+from mnistlab.backends.lightning.quiet import quiet_lightning
 from mnistlab.data import Splits
 from mnistlab.errors import ConfigError, unreadable_checkpoint
 from mnistlab.training import interrupts
@@ -174,6 +175,11 @@ def set_threads(threads: int) -> None:
 
 
 def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
+    with quiet_lightning():
+        return _fit(cfg, data, ctx)
+
+
+def _fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
     t = cfg.trainer
     set_threads(run_threads(t))
     pl.seed_everything(t.seed, workers=True, verbose=False)
@@ -208,8 +214,10 @@ def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
     module = CNNModule(cfg, data.spec, steps_per_epoch(cfg, data))
     ckpt = resume_path(folder / "last.ckpt") if ctx.resume else None
     with torch_cuda_checks():
-        trainer.fit(module, train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt)
-        trainer.test(module, dataloaders=test, ckpt_path=best.best_model_path, verbose=False)
+        trainer.fit(module, train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt,
+                    weights_only=False)
+        trainer.test(module, dataloaders=test, ckpt_path=best.best_model_path, verbose=False,
+                     weights_only=False)  # our own checkpoint, with the recorded epochs
     m = trainer.callback_metrics
     return FitResult(params=count_params(module.net), test_loss=float(m["test/loss"]),
                      test_acc=float(m["test/acc"]),
