@@ -128,7 +128,7 @@ class LastCheckpoint(Checkpoint):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.record.record_epoch(trainer)
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # the whole state, to resume
         self.record.recorder.publish()  # rank 0's; the other ranks' recorders write nothing
 
 

@@ -7,7 +7,7 @@ not mnistlab's split), Conv2D(32, 3, relu) -> MaxPool(2) -> Conv2D(64, 3, relu) 
 -> Flatten -> Dropout(0.5) -> Dense(10, softmax), Adam with Keras' defaults, categorical
 cross-entropy, batch size 128, 15 epochs; it reports about 99.1 % test accuracy.
 
-    python -m mnistlab.bench.keras_example [--epochs 15] [--data-dir DIR] [--json PATH]
+    python -m mnistlab.backends.keras.example [--epochs 15] [--data-dir DIR] [--json PATH]
 
 DIR holds the four IDX .gz files (default `$MNISTLAB_DATA_DIR/mnist`, else `<repo>/data/mnist`).
 """
@@ -82,7 +82,7 @@ def run(epochs: int, data_dir: Path, seed: int, threads: int) -> dict[str, float
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mnistlab.bench.keras_example",
+    parser = argparse.ArgumentParser(prog="python -m mnistlab.backends.keras.example",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--data-dir", type=Path, default=default_data_dir())
