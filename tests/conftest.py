@@ -1,8 +1,12 @@
-"""Shared fixtures: small generated IDX datasets, the real data's location, Hydra composition."""
+"""Shared fixtures and helpers: small generated IDX datasets, the real data's location, Hydra
+composition, runs of train.py (in this process or in one of its own), tiny sweeps, and run
+directories written as a run writes them (for the report)."""
 
 from __future__ import annotations
 
+import copy
 import csv
+import functools
 import gzip
 import io
 import json
@@ -17,12 +21,14 @@ import warnings
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.backends.keras.env import preload_triton
 from mnistlab.config import REPO_ROOT
@@ -123,6 +129,13 @@ def compose_cfg() -> Iterator:
         return compose_config(overrides or [])
 
     yield _compose
+
+
+def group_config(group: str, values: dict[str, Any]) -> DictConfig:
+    """One config group as `train.py GROUP=NAME GROUP.KEY=VALUE ...` composes it: values["name"]
+    selects the option, the other values are set on it (a key the option lacks fails)."""
+    sets = [f"{group}.{key}={value}" for key, value in values.items() if key != "name"]
+    return compose_config([f"{group}={values['name']}", *sets])[group]
 
 
 def run_train(*overrides: str, output: Path, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -227,3 +240,175 @@ def results(run: Path) -> tuple[list[dict[str, str]], dict]:
 def run_dirs(output: Path) -> list[Path]:
     """The run directories (those with a summary.json) under an output folder, oldest first."""
     return sorted(p.parent for p in output.rglob("summary.json") if "wandb" not in p.parts)
+
+
+def debug_run(data: Path, output: Path, *extra: str, launch=train_here) -> Path:
+    """A trainer=debug run on the tiny dataset (data.val_size=100); its run directory."""
+    done = launch("trainer=debug", f"paths.data={data}", "data.val_size=100", *extra,
+                  output=output)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = run_dirs(output)
+    return run
+
+
+# ---------------------------------------------------------------- the EDA's planted dataset
+
+TRAIN_PER_CLASS = [20 + 2 * k for k in range(10)]  # unequal, so a swapped class shows
+TEST_PER_CLASS = [3 + k for k in range(10)]
+VAL_SIZE = 60
+BRIGHT_CLASS, DARK_CLASS = 3, 6  # planted: an all-255 image among dim 3s, an all-0 one among 6s
+
+
+def dim_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Dim noise (0..40) plus a bright bar whose row depends on the class."""
+    x = rng.integers(0, 40, size=(len(labels), 28, 28), dtype=np.uint8)
+    rows = 2 * labels + 4
+    x[np.arange(len(labels))[:, None], rows[:, None] + np.array([0, 1]), 4:24] = 255
+    return x
+
+
+def write_planted(folder: Path) -> dict[str, int]:
+    """A dataset with known per-class counts; returns the official indices of the plants."""
+    rng = np.random.default_rng(7)
+    y_train = rng.permutation(np.repeat(np.arange(10), TRAIN_PER_CLASS))
+    y_test = rng.permutation(np.repeat(np.arange(10), TEST_PER_CLASS))
+    x_train = dim_images(y_train, rng)
+    bright = int(np.flatnonzero(y_train == BRIGHT_CLASS)[4])
+    dark = int(np.flatnonzero(y_train == DARK_CLASS)[2])
+    x_train[bright] = 255
+    x_train[dark] = 0
+    for role, array in (("train_images", x_train), ("train_labels", y_train),
+                        ("test_images", dim_images(y_test, rng)), ("test_labels", y_test)):
+        write_idx(folder / FILES[role], array.astype(np.uint8))
+    return {"bright": bright, "dark": dark}
+
+
+def compose_eda(overrides: list[str]) -> DictConfig:
+    """The config `python -m mnistlab.eda OVERRIDES` runs (conf/eda.yaml)."""
+    return compose_config(overrides, "eda")
+
+
+# ---------------------------------------------------------------- experiments and tiny sweeps
+
+SWEEPS = sorted(p.stem for p in (REPO_ROOT / "sweeps").glob("*.yaml"))
+# SEED.md's table: backend, batch, epochs, lr, dropout, optimizer, aug, L2 weight
+STUDY = {
+    "study/tf_run1": ("keras", 50, 3, 1e-3, 0.5, "rmsprop", "none", 0.0),
+    "study/tf_run2": ("keras", 50, 25, 1e-4, 0.5, "rmsprop", "flip", 1e-3),
+    "study/tf_run3": ("keras", 50, 25, 1e-4, 0.2, "adam", "shift_rotate", 1e-4),
+    "study/pt_run1": ("lightning", 128, 25, 1e-3, 0.1, "sgd", "none", 0.0),
+    "study/pt_run2": ("lightning", 50, 25, 1e-5, 0.2, "rmsprop", "flip", 1e-3),
+    "study/pt_run3": ("lightning", 50, 25, 1e-5, 0.2, "adam", "shift_rotate", 1e-4),
+}
+TINY_SWEEP = ("trainer=debug", "data.val_size=100", "logger=none")
+
+
+def multirun(tmp_path: Path, data: Path, *overrides: str) -> tuple[subprocess.CompletedProcess,
+                                                                   Path]:
+    """A tiny sweep in tmp_path/out/multirun/<time> (or in the hydra.sweep.dir it is given); in
+    this process, but for launchers that start processes of their own."""
+    out = tmp_path / "out"
+    own_processes = any(o.startswith("hydra/launcher=") and o != "hydra/launcher=basic"
+                        for o in overrides)
+    launch = run_train if own_processes else train_here
+    done = launch("-m", f"paths.data={data}", *TINY_SWEEP, *overrides, output=out)
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.sweep.dir=")]
+    [sweep_dir] = [Path(d) for d in given] or list((out / "multirun").iterdir())
+    return done, sweep_dir
+
+
+def jobs_and_report(sweep_dir: Path) -> tuple[list[Path], list[dict[str, str]]]:
+    jobs = sorted(d for d in sweep_dir.iterdir() if (d / "summary.json").is_file())
+    with (sweep_dir / "runs.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    for name in ("report.md", "curves.png", "ablation.png"):
+        assert (sweep_dir / name).is_file(), name
+    return jobs, rows
+
+
+# ---------------------------------------------------------------- run directories, hand-built
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+METRICS_HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_seconds"]
+FALLING = [0.5, 0.3, 0.2, 0.15, 0.12]
+# where the runs' configs say their files are: the same on every machine
+MACHINE_FREE_PATHS = ("paths.root=/mnistlab", "paths.data=/mnistlab/data",
+                      "paths.output=/mnistlab/outputs", "logger.mode=offline")
+
+
+@functools.cache
+def _run_config(overrides: tuple[str, ...]) -> dict[str, Any]:
+    cfg = compose_config([*overrides, *MACHINE_FREE_PATHS])
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def run_config(overrides: list[str]) -> dict[str, Any]:
+    """The resolved config `python train.py OVERRIDES` runs, as .hydra/config.yaml holds it."""
+    return copy.deepcopy(_run_config(tuple(overrides)))
+
+
+def make_run(
+    run_dir: Path,
+    *,
+    optimizer: str = "adam",
+    lr: float = 0.001,
+    aug: str = "none",
+    results: dict[str, Any] | None = None,
+    train_loss: list[float] | None = FALLING,
+    val_loss: list[float] | None = FALLING,
+    overrides: list[str] | None = None,
+    error: str | None = None,
+    seed: int = 42,
+    backend: str = "lightning",
+    settings: dict[str, Any] | None = None,
+    confusion: str | None = None,
+) -> Path:
+    """Write a run dir the way the framework does: .hydra/, metrics.csv, summary.json.
+
+    The config is composed from conf/ (optimizer, lr, aug, backend and seed as overrides, 5
+    epochs); ``settings`` then sets dotted keys ("model.dropout": 0.5) over it, as a run's other
+    overrides would; ``overrides`` is what overrides.yaml records; ``confusion`` is written as
+    confusion.csv.
+    """
+    hydra = run_dir / ".hydra"
+    hydra.mkdir(parents=True)
+    config = run_config([f"optimizer={optimizer}", f"optimizer.lr={lr}", f"aug={aug}",
+                         f"backend={backend}", f"trainer.seed={seed}", "trainer.max_epochs=5"])
+    for key, value in (settings or {}).items():
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    if overrides is None:
+        overrides = [f"optimizer={optimizer}", f"aug={aug}", "trainer.max_epochs=5"]
+    (hydra / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if confusion is not None:
+        (run_dir / "confusion.csv").write_text(confusion)
+    (hydra / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (hydra / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"mode": "MULTIRUN"}}))
+    if train_loss is not None and val_loss is not None:
+        with (run_dir / "metrics.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(METRICS_HEADER)
+            for i, (tl, vl) in enumerate(zip(train_loss, val_loss, strict=True)):
+                writer.writerow([i + 1, tl, 0.8 + 0.03 * i, vl, 0.85 + 0.02 * i, 0.001, 2.5])
+    results = results or dict(train_acc=0.98, val_acc=0.975, test_acc=0.974, best_val_acc=0.976,
+                              best_epoch=5, wall_seconds=10.0)  # fmt: skip
+    summary = {
+        "status": "failed" if error else "completed",
+        "error": error,
+        "backend": backend,
+        "dataset": "mnist",
+        "seed": seed,
+        "epochs_completed": len(train_loss or []),
+        "params": 1234,
+        "train_loss": None if error else 0.12,
+        "val_loss": None if error else 0.2,
+        "test_loss": None if error else 0.2,
+        "train_samples_per_second": None if error else 4000.0,
+        "overrides": overrides,
+        **results,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return run_dir

@@ -1,0 +1,114 @@
+"""The Lightning backend: model, L2 penalty, determinism, divergence, real MNIST, each rank's
+batches. A debug run end to end in a process of its own: tests/processes/test_debug_runs.py."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mnistlab.backends.lightning.batches import TensorBatches
+from mnistlab.backends.lightning.model import build_cnn, count_params, kernel_layers, l2_penalty
+from tests.conftest import debug_run, run_dirs, train_here
+
+
+def test_cnn_has_the_study_architecture(compose_cfg) -> None:
+    net = build_cnn(compose_cfg().model, (28, 28), 10)
+    assert count_params(net) == 225_034
+    assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_cnn_starts_from_keras_glorot_uniform_init(compose_cfg) -> None:
+    torch.manual_seed(0)
+    for m in kernel_layers(build_cnn(compose_cfg().model, (28, 28), 10)):
+        w = m.weight.detach()
+        receptive = w[0, 0].numel() if w.dim() == 4 else 1
+        limit = (6 / (w.shape[0] * receptive + w.shape[1] * receptive)) ** 0.5
+        assert float(w.abs().max()) <= limit and float(w.abs().max()) > 0.9 * limit
+        assert not m.bias.detach().any()
+
+
+def test_l2_penalty_is_weight_times_sum_of_squared_kernels(compose_cfg) -> None:
+    net = build_cnn(compose_cfg().model, (28, 28), 10)
+    kernels = [net[0].weight, net[3].weight, net[8].weight, net[10].weight]  # no biases
+    expected = 1e-3 * sum(float((w.detach().double() ** 2).sum()) for w in kernels)
+    assert l2_penalty(net, 1e-3).item() == pytest.approx(expected, rel=1e-6)
+    with torch.no_grad():
+        for m in net.modules():
+            if hasattr(m, "bias") and m.bias is not None:
+                m.bias.fill_(100.0)
+    assert l2_penalty(net, 1e-3).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_same_seed_twice_gives_identical_metrics(tiny_data, tmp_path):
+    def metrics(out: Path) -> tuple[list[tuple[str, ...]], float]:
+        run = debug_run(tiny_data, out, "logger=none")
+        with (run / "metrics.csv").open() as f:
+            rows = [tuple(v for k, v in r.items() if k != "epoch_seconds")
+                    for r in csv.DictReader(f)]
+        return rows, json.loads((run / "summary.json").read_text())["test_loss"]
+
+    assert metrics(tmp_path / "a") == metrics(tmp_path / "b")
+
+
+def test_non_finite_loss_stops_the_run_with_one_line(tiny_data, tmp_path):
+    done = train_here("trainer=debug", f"paths.data={tiny_data}", "data.val_size=100",
+                      "logger=none", "optimizer.lr=1e30", output=tmp_path / "out")
+    assert done.returncode != 0
+    [line] = done.stderr.strip().splitlines()[-1:]
+    # nan or inf, depending on the machine's floating-point path: any non-finite loss stops it
+    assert re.match(r"error: training loss became (nan|-?inf) at epoch 1, batch \d+;", line)
+    assert "Traceback" not in done.stderr
+    [run] = run_dirs(tmp_path / "out")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and "diverged" in summary["error"]
+
+
+@pytest.mark.slow
+def test_one_epoch_on_real_mnist_reaches_97_5_percent(real_data, tmp_path):
+    done = train_here(f"paths.data={real_data}", "trainer.max_epochs=1", "optimizer.lr=0.001",
+                      "aug=none", "trainer.progress_bar=false", output=tmp_path / "out")
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = run_dirs(tmp_path / "out")
+    summary = json.loads((run / "summary.json").read_text())
+    print(f"lightning, 1 epoch on real MNIST: {summary}")
+    assert summary["test_acc"] >= 0.975
+
+
+def test_training_steps_check_cuda_without_nvml() -> None:
+    """Lightning's import sets PYTORCH_NVML_BASED_CUDA_CHECK=1, under which torch's Adam asks
+    NVML for devices at every step (~0.4 ms on a CPU); fit and test run without it, and it is
+    set back afterwards."""
+    import os
+
+    from mnistlab.backends.lightning.trainer import NVML_CHECK, torch_cuda_checks
+
+    assert os.environ.get(NVML_CHECK) == "1"  # imported Lightning set it
+    with torch_cuda_checks():
+        assert NVML_CHECK not in os.environ
+        assert torch.optim.Adam([torch.zeros(1, requires_grad=True)]).step() is None
+    assert os.environ.get(NVML_CHECK) == "1"
+
+
+# ---------------------------------------------------------------- several devices: each rank
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_ranks_take_disjoint_parts_that_make_the_single_process_batch(shuffle: bool) -> None:
+    x = np.arange(103, dtype=np.uint8).reshape(103, 1, 1)
+    y = np.arange(103)
+    one = TensorBatches(x, y, 10, torch.device("cpu"), shuffle=shuffle, seed=3)
+    ranks = [TensorBatches(x, y, 10, torch.device("cpu"), shuffle=shuffle, seed=3, rank=r,
+                           world_size=2) for r in range(2)]
+    for batches in (one, *ranks):
+        batches.set_epoch(4)
+    assert len(one) == len(ranks[0]) == len(ranks[1]) == 11
+    for (_, whole), (_, part0), (_, part1) in zip(one, *ranks, strict=True):
+        assert not set(part0.tolist()) & set(part1.tolist())
+        assert sorted(part0.tolist() + part1.tolist()) == sorted(whole.tolist())
+        assert abs(len(part0) - len(part1)) <= 1

@@ -1,0 +1,44 @@
+"""mnistlab.bench.compare in this process: with --repeat, mnistlab's runs and the bare loop's take
+turns and each side's fastest counts. Whole bench runs: tests/processes/test_bench_runs.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+def test_with_repeat_the_fastest_run_of_each_side_counts(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    """Runs take turns (mnistlab, bare, mnistlab, bare), and each side's fastest counts: here
+    mnistlab's second run (epoch 2 in 8 s) and the bare loop's first (epoch 2 in 9 s)."""
+    from mnistlab.bench import compare as bench
+
+    mnistlab_runs = iter([[20.0, 10.0], [20.0, 8.0]])
+    bare_runs = iter([[20.0, 9.0], [20.0, 12.0]])
+    order = []
+
+    def train(overrides: list[str], run_dir: Path):
+        order.append(run_dir.name)
+        seconds = [5.0, 2.0] if run_dir.name == "eval" else next(mnistlab_runs)
+        return seconds, {"seconds_to_first_batch": 3.0 + len(order), "val_acc": 0.9,
+                         "val_loss": 0.3}
+
+    def run_python(args: list[str], what: str) -> None:
+        order.append("bare")
+        Path(args[2]).write_text(json.dumps({
+            "epoch_seconds": next(bare_runs), "train_seconds": [1.0, 1.0], "eval_seconds": 1.0,
+            "val_loss": 0.3, "val_acc": 0.9, "train_samples": 1000, "val_samples": 100,
+            "batch_size": 50, "eval_batch_size": 100}))
+
+    monkeypatch.setattr(bench, "train", train)
+    monkeypatch.setattr(bench, "run_python", run_python)
+    tmp_path.joinpath("b").mkdir()
+    r = bench.bench_backend(["backend=lightning"], tmp_path / "b", repeat=2)
+    assert order == ["run0", "bare", "run1", "bare", "eval"]
+    assert r["all_samples_per_second"] == [100.0, 125.0]
+    assert r["samples_per_second"] == 125.0 and r["epoch_seconds"] == [20.0, 8.0]
+    assert r["bare_samples_per_second"] == pytest.approx(1000 / 9)
+    assert r["ratio"] == pytest.approx(125 / (1000 / 9))
+    assert r["seconds_to_first_batch"] == 4.0  # the smallest: the first run's
