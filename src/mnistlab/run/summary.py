@@ -109,4 +109,7 @@ def print_summary(summary: dict[str, Any], max_epochs: int, run_dir: Path,
                      else str(getattr(wandb_run, "url", "") or "")))
     for name, value in rows:
         table.add_row(name, value)
-    Console(soft_wrap=True).print(table)
+    console = Console()
+    if not console.is_terminal:  # a log file: never wrap a path over two lines
+        console = Console(width=max(console.width, 24 + max(len(v) for _, v in rows)))
+    console.print(table)
