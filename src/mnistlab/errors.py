@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from hydra.errors import HydraException, MissingConfigException
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 
 
@@ -60,7 +60,19 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
         group, _, option = error.missing_cfg_file.rpartition("/")
         return unknown_option(group, option, tuple(error.options))
+    if isinstance(error, OverrideParseException):
+        key, _, value = error.override.partition("=")
+        reason = str(error).split("\n")[0]
+        if reason.endswith(error.override):  # the lexer's message only repeats the override
+            reason = "a character the override grammar does not allow there"
+        return (f"cannot read the override {error.override!r} ({reason}); a value with "
+                "spaces, quotes or any of ()[]{},=: goes in quotes inside the shell's quotes: "
+                f"'{key}=\"{value}\"'")
     parts = [str(error).split("\n")[0]]
+    if parts[0].startswith("Ambiguous value for argument"):  # a comma outside -m
+        key, _, value = parts[0].split("'", 1)[1].rstrip("'").partition("=")
+        parts[0] += (f"; for one string quote it: '{key}=\"{value}\"', for a list: "
+                     f"{key}=[...], for a sweep over the values: -m")
     cause = error.__cause__
     if isinstance(cause, OmegaConfBaseException):
         parts.append(getattr(cause, "msg", str(cause)).split("\n")[0])

@@ -212,6 +212,20 @@ def test_one_line_of_other_hydra_errors(compose_cfg) -> None:
         assert line and "\n" not in line and "  " not in line, (overrides, line)
 
 
+@pytest.mark.parametrize(("override", "hint"), [
+    ("hydra.run.dir=out dir/(x)", """'hydra.run.dir="out dir/(x)"'"""),
+    ("data.dir=a b'c", "a character the override grammar does not allow there"),
+])
+def test_an_override_hydra_cannot_parse_says_how_to_quote_it(override: str, hint: str) -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    with pytest.raises(HydraException) as info:
+        OverridesParser.create().parse_overrides([override])
+    line = one_line(info.value)
+    assert line.startswith(f"cannot read the override {override!r}") and hint in line, line
+    assert "\n" not in line
+
+
 def test_one_line_of_a_plain_error() -> None:
     message = "data.val_size=5 is not allowed"
     assert one_line(ConfigError(message)) == message
@@ -291,6 +305,8 @@ BAD_VALUES: list[tuple[list[str], str]] = [
     (["scheduler=cosine", "scheduler.min_lr=0.1"], "min_lr <= optimizer.lr"),
     (["scheduler=cosine", "scheduler.warmup_epochs=25"], "warmup_epochs < trainer.max_epochs"),
     (["data.train_subset=50001"], "data.train_subset=50001"),
+    (["data.batch_size=1000000"], "batch_size <= 50000, the training images"),
+    (["data.train_subset=100", "data.batch_size=101"], "data.batch_size=101"),
     (["data.val_size=20000", "data.train_subset=40001"], "data.train_subset=40001"),
     (["model.channels=[8,8,8,8]"], "model.channels=[8, 8, 8, 8]"),
     (["model.kernel_size=29"], "kernel_size=29"),
@@ -329,7 +345,7 @@ def test_every_rule_has_a_bad_value_above() -> None:
 @pytest.mark.parametrize("overrides", [
     [],
     ["data.val_size=10", "data.train_subset=59990"],
-    ["data.val_size=59999"],
+    ["data.val_size=59999", "data.batch_size=1"],  # one training image, a batch of one
     ["data.train_subset=50000"],
     ["data.train_subset=1", "data.batch_size=1", "data.eval_batch_size=1"],
     ["model.dropout=0", "optimizer.beta1=0", "optimizer.beta2=0.9999"],

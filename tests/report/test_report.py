@@ -559,3 +559,25 @@ def test_a_report_over_a_three_class_dataset_knows_no_digits(tmp_path: Path) -> 
     assert matrix.shape == (3, 3) and matrix[2, 0] == 2
     md = (tmp_path / "report.md").read_text()
     assert "6<->9" not in md and "Study vs measured" not in md
+
+
+def test_every_job_directory_of_a_damaged_sweep_is_listed_with_what_is_wrong(
+        tmp_path: Path) -> None:
+    """A summary cut short, a completed run whose metrics.csv is gone, a job that left no
+    summary and an empty job directory: each is a failed row naming its damage, none is lost."""
+    root = build_sweep(tmp_path)  # jobs 0-4, job 4 failed
+    (root / "0" / "metrics.csv").unlink()
+    summary = (root / "1" / "summary.json").read_text()
+    (root / "1" / "summary.json").write_text(summary[: len(summary) // 2])
+    (root / "2" / "summary.json").unlink()
+    (root / "5").mkdir()
+    report = write_report([root], root, show=False)
+    rows = {r["run"]: r for r in report.rows}
+    assert sorted(rows) == ["0", "1", "2", "3", "4", "5"]
+    assert {r["run"] for r in report.failed} == {"0", "1", "2", "4", "5"}
+    assert rows["0"]["error"] == "summary.json says completed, but metrics.csv is missing"
+    assert rows["1"]["error"].startswith("unreadable summary.json: ")
+    assert rows["2"]["error"] == "no summary.json: the job stopped before it wrote one"
+    assert rows["5"]["error"] == "empty job directory: the job never started"
+    md = (root / "report.md").read_text()
+    assert "empty job directory" in md and "metrics.csv is missing" in md

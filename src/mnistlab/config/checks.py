@@ -6,13 +6,14 @@ Each failure is one line naming the key, the bad value and what is allowed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
+from difflib import get_close_matches
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mnistlab.config import group_options
+from mnistlab.config import flatten, group_options
 from mnistlab.config.schema import SCHEMAS
 from mnistlab.data.catalog import DATASETS
 from mnistlab.errors import ConfigError
@@ -75,6 +76,41 @@ def check_choices(cfg: DictConfig) -> None:
                               f"choose the option instead: {group}={name}")
 
 
+FREE_ROOTS = ("hydra",)  # Hydra's own settings: launcher options are added with + by design
+
+
+def _schema_fields(node: Any) -> set[str] | None:
+    """The fields a config node's schema declares; None for a node without one (a free dict)."""
+    kind = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+    return {f.name for f in fields(kind)} if kind is not None and is_dataclass(kind) else None
+
+
+def check_added_keys(cfg: DictConfig) -> None:
+    """`+key=value` adds a key, and a misspelt one (`+trainer.max_epoch=5`) would otherwise train
+    with the default in silence: a key that no schema declares is refused, naming the nearest
+    known key. Config groups (`+experiment=fast`) and Hydra's own keys stay free."""
+    if not HydraConfig.initialized():
+        return
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    known = list(flatten(OmegaConf.to_container(cfg, resolve=False)))
+    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    for override in overrides:
+        key = override.key_or_group
+        adds = override.is_add() or override.is_force_add()
+        if not adds or key.split(".")[0] in FREE_ROOTS or group_options(key):
+            continue
+        parent, _, leaf = key.rpartition(".")
+        declared = _schema_fields(OmegaConf.select(cfg, parent) if parent else cfg)
+        if declared is None or leaf in declared:
+            continue
+        close = get_close_matches(key, [k for k in known if k != key], n=1, cutoff=0.8)
+        hint = (f"did you mean {close[0]}?" if close
+                else "check its spelling (--cfg job lists every key)")
+        raise ConfigError(f"{override.input_line} adds the key {key}, which no schema knows; "
+                          f"{hint}")
+
+
 def check_conv_blocks(model: DictConfig, image_shape: tuple[int, int]) -> None:
     """Each conv block (valid conv, then 2x2 pooling) must leave at least one pixel."""
     if "channels" not in model:  # a model without conv blocks
@@ -106,6 +142,7 @@ def validate(cfg: DictConfig) -> None:
     """Raise ConfigError on the first value out of range; the cross-key checks come last."""
     check_rules(cfg, RULES)
     check_choices(cfg)
+    check_added_keys(cfg)
     spec = DATASETS[cfg.data.name]
     if cfg.data.val_size >= spec.train_size:
         raise ConfigError(f"data.val_size={cfg.data.val_size} is not allowed; expected "
@@ -116,6 +153,11 @@ def validate(cfg: DictConfig) -> None:
             f"data.train_subset={cfg.data.train_subset} is more than the {left} training images "
             f"left after data.val_size={cfg.data.val_size}"
         )
+    samples = left if cfg.data.train_subset is None else cfg.data.train_subset
+    if cfg.data.batch_size > samples:
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} is not allowed; expected "
+                          f"batch_size <= {samples}, the training images (after "
+                          "data.val_size and data.train_subset)")
     check_conv_blocks(cfg.model, spec.image_shape)
     check_processes(cfg)
     warmup = OmegaConf.select(cfg, "scheduler.warmup_epochs", default=0)

@@ -33,7 +33,7 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-from mnistlab.config.checks import RULES, check_rules, field_rules
+from mnistlab.config.checks import RULES, check_added_keys, check_rules, field_rules
 from mnistlab.config.schema import DataConfig, LoggerConfig, PathsConfig, ranged
 from mnistlab.data import Splits, load_splits
 from mnistlab.eda.plots import (
@@ -84,6 +84,7 @@ ConfigStore.instance().store(name="eda_schema", node=EdaConfig)
 def validate_eda(cfg: DictConfig) -> None:
     """The trainers' rules for the keys shared with them (data.*, logger.*), then the EDA's own."""
     check_rules(cfg, [*RULES, *field_rules(EdaConfig)])
+    check_added_keys(cfg)
 
 
 def sha256(path: Path) -> str:

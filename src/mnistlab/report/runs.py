@@ -37,14 +37,26 @@ class Run:
 
 
 def find_runs(dirs: Sequence[Path]) -> list[Path]:
-    """Every directory under ``dirs`` (inclusive) holding a summary.json, deduplicated."""
+    """Every directory under ``dirs`` (inclusive) holding a summary.json, and every job
+    directory of a training sweep even without one (damaged, or never started), deduplicated."""
     found: dict[Path, None] = {}
     for top in dirs:
         for root, subdirs, files in os.walk(top):
             subdirs[:] = sorted(d for d in subdirs if d not in SKIP_DIRS)
             if "summary.json" in files:
                 found.setdefault(Path(root).resolve())
+            if "multirun.yaml" in files and _trains(Path(root) / "multirun.yaml"):
+                for job in subdirs:  # Hydra names a job's directory by its number
+                    if job.isdigit() or (Path(root) / job / ".hydra").is_dir():
+                        found.setdefault((Path(root) / job).resolve())
     return sorted(found, key=lambda p: natural_key(str(p)))
+
+
+def _trains(multirun_yaml: Path) -> bool:
+    """A sweep of train.py (whose jobs write summary.json), not of the EDA."""
+    sweep = _read_yaml(multirun_yaml)
+    job = sweep.get("hydra", {}).get("job", {}) if isinstance(sweep, dict) else {}
+    return isinstance(job, dict) and job.get("name", "train") == "train"
 
 
 def natural_key(text: str) -> list[Any]:
@@ -59,13 +71,24 @@ def _read_yaml(path: Path) -> Any:
         return None
 
 
-def _read_summary(path: Path) -> dict[str, Any]:
-    """An unreadable summary.json makes a failed run, listed with why, not a crash."""
+def _read_summary(run_dir: Path) -> dict[str, Any]:
+    """The run's summary.json; a missing or unreadable one, or a completed run whose metrics.csv
+    is gone, makes a failed run listed with what is wrong, not a crash or a silent gap."""
+    path = run_dir / "summary.json"
+    if not path.exists():
+        why = ("empty job directory: the job never started" if not any(run_dir.iterdir())
+               else "no summary.json: the job stopped before it wrote one")
+        return {"status": "failed", "error": why}
     try:
         summary = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         return {"status": "failed", "error": f"unreadable summary.json: {exc}"}
-    return summary if isinstance(summary, dict) else {"status": "failed", "error": "bad summary"}
+    if not isinstance(summary, dict):
+        return {"status": "failed", "error": "bad summary"}
+    if summary.get("status") == "completed" and not (run_dir / "metrics.csv").is_file():
+        return {**summary, "status": "failed",
+                "error": "summary.json says completed, but metrics.csv is missing"}
+    return summary
 
 
 def to_float(value: Any) -> float:
@@ -140,7 +163,7 @@ def load_run(path: Path, out_dir: Path) -> Run:
     flat = {**ABSENT_MEANS, **flatten(config)} if isinstance(config, dict) else None
     return Run(
         name=_run_name(path, out_dir),
-        summary=_read_summary(path / "summary.json"),
+        summary=_read_summary(path),
         config=flat,
         metrics=read_metrics(path / "metrics.csv"),
         confusion=read_confusion(path / "confusion.csv"),

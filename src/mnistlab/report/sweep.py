@@ -75,10 +75,10 @@ class SweepReport(Callback):
         counts = job_counts(jobs, self.started)
         print("jobs: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
         report = write_report([sweep_dir], sweep_dir, job_counts=counts)
-        failed = len(report.failed) + len(jobs) - len(report.rows)  # + jobs that left no summary
+        failed = len(report.failed)  # every job directory is a row, also one without a summary
         print(f"report: {sweep_dir / 'report.md'}")
         if config.logger.name == "wandb":
             log_report_run(config, sweep_dir)
         if failed:
-            sys.stderr.write(f"error: {failed} of {len(jobs)} jobs failed; see the report\n")
+            sys.stderr.write(f"error: {failed} of {len(report.rows)} jobs failed; see the report\n")
             raise SystemExit(1)
