@@ -67,11 +67,11 @@ def uninterrupted(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 def test_sigkill_in_epoch_2_then_the_same_command_again(backend: str, data: Path, tmp_path: Path,
                                                         uninterrupted: dict[str, Path]) -> None:
     run = tmp_path / "run"
-    args = (*RECIPE, f"backend={backend}", f"paths.data={data}", "logger=none",
+    args = (*RECIPE, f"backend={backend}", f"paths.data={data}", "logger=wandb",
             f"hydra.run.dir={run}", f"paths.output={tmp_path}")
     proc = start(*args)
     wait_for(lambda: len(metric_rows(run)) == 1, proc)  # epoch 1 is checkpointed and published
-    os.killpg(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)  # W&B's writer too, before it flushed epoch 1 (or after)
     proc.wait()
     assert len(metric_rows(run)) == 1
     assert json.loads((run / "summary.json").read_text())["status"] == "running"
@@ -82,6 +82,9 @@ def test_sigkill_in_epoch_2_then_the_same_command_again(backend: str, data: Path
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["resumed_from_epoch"] == 1
     assert results(run) == results(uninterrupted[backend])
+    # whatever the kill left of the first W&B piece, the run's pieces hold each epoch once
+    ids, epochs = wandb_history(run)
+    assert len(ids) == 1 and sorted(epochs) == [1, 2, 3], epochs
 
 
 @pytest.mark.parametrize("backend", ["lightning", "keras"])

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +58,30 @@ def start_wandb(cfg: DictConfig, run_dir: Path, *, name: str | None, job_type: s
         resume="allow" if run_id else None,
         settings=wandb.Settings(console="off", silent=True),
     )
+
+
+def logged_epochs(run_dir: Path, wandb_run: Any) -> set[int]:
+    """The epochs the run's earlier W&B pieces hold in their files, as W&B's own reader
+    (`wandb leet inspect`) finds them; a piece it cannot read (a kill cut it short) holds none.
+
+    A SIGKILL can end W&B's writer before it flushed: its file then lacks epochs that
+    metrics.csv has, which the resumed start logs again. (The SDK has no public reader of these
+    files; the CLI's reader is the one W&B keeps working.)"""
+    current = Path(wandb_run.dir).parent.resolve()
+    cli = Path(sys.executable).with_name("wandb")
+    cli = cli if cli.exists() else shutil.which("wandb")
+    epochs: set[int] = set()
+    for piece in sorted((run_dir / "wandb").glob("*run-*")):
+        if cli is None or not piece.is_dir() or piece.resolve() == current:
+            continue
+        try:
+            out = subprocess.run([str(cli), "leet", "inspect", "--json", str(piece)],
+                                 capture_output=True, text=True, timeout=120, check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        for line in out.splitlines():
+            record = json.loads(line) if line.startswith("{") else {}
+            epoch = record.get("history", {}).get("item", {}).get("epoch")
+            if record.get("type") == "history" and epoch is not None:
+                epochs.add(int(epoch))
+    return epochs

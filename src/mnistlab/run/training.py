@@ -16,7 +16,7 @@ from mnistlab.run.confusion import write_errors
 from mnistlab.run.lifecycle import Job, Tracking, run_job
 from mnistlab.run.provenance import code_commit, machine
 from mnistlab.run.summary import build_summary, print_summary, write_json_atomically
-from mnistlab.run.tracking import run_tags
+from mnistlab.run.tracking import logged_epochs, run_tags
 from mnistlab.training.contract import FitResult, RunContext
 from mnistlab.training.interrupts import stop_at_batch_boundaries
 from mnistlab.training.recorder import EpochRecorder
@@ -60,6 +60,8 @@ class TrainingRun:
     def execute(self, job: Job, data: Splits) -> FitResult:
         self.n_train = len(data.x_train)
         self.recorder = EpochRecorder(job.run_dir, job.wandb_run, writes=job.rank == 0)
+        if job.previous is not None and job.wandb_run is not None:
+            self.recorder.wandb_logged = logged_epochs(job.run_dir, job.wandb_run)
         ctx = RunContext(job.run_dir, self.recorder, job.wandb_run, resume=job.previous is not None,
                          on_start=lambda: self.write_summary(job, "running"))
         with stop_at_batch_boundaries():

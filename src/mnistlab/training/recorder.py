@@ -21,12 +21,14 @@ class EpochRecorder:
     """Both backends hand each finished epoch here: one writer for metrics.csv and W&B metrics.
 
     An epoch is recorded (`log_epoch`), saved in the backend's checkpoint with the other rows
-    (`rows`), and only then published (`publish`: metrics.csv rewritten atomically, the new rows
-    logged to W&B at step = epoch). So after a kill, the checkpoint and the published rows agree,
-    a resumed run (`restore`) publishes what its checkpoint holds, and each epoch reaches W&B
-    once. With a learning-rate schedule the backends also hand over each step's lr
-    (`log_step_lr`): the epoch's `lr` is then the lr its last step trained with, and W&B gets
-    every step's lr.
+    (`rows`), and only then published (`publish`: metrics.csv rewritten atomically, the rows W&B
+    lacks logged to it at step = epoch). So after a kill, the checkpoint and the published rows
+    agree, and a resumed run (`restore`) publishes what its checkpoint holds. W&B writes in a
+    process of its own: after a SIGKILL its files may lack epochs that metrics.csv has, so a
+    resumed run is told which epochs the run's W&B history already holds (`wandb_logged`, read
+    by mnistlab.run.tracking) and logs the others again, each epoch reaching W&B once. With a
+    learning-rate schedule the backends also hand over each step's lr (`log_step_lr`): the
+    epoch's `lr` is then the lr its last step trained with, and W&B gets every step's lr.
     """
 
     def __init__(self, run_dir: Path, wandb_run: Any = None, writes: bool = True) -> None:
@@ -35,7 +37,7 @@ class EpochRecorder:
         self.rows: list[dict[str, float]] = []
         self.step_lrs: list[float] = []  # the current epoch's, with a schedule
         self._plots: dict[int, Any] = {}  # epoch -> its per-step lr plot, until published
-        self._published = 0  # rows already in metrics.csv and W&B
+        self.wandb_logged: set[int] = set()  # epochs the W&B run's history holds
         self.restored = 0  # epochs an earlier start had finished, when resumed
         self.first_batch_at: float | None = None  # time.time() of this start's first step
         self.writes = writes  # False in the other processes of a multi-process run
@@ -46,11 +48,10 @@ class EpochRecorder:
             self._write_csv()
 
     def restore(self, rows: list[dict[str, float]]) -> None:
-        """Continue after the epochs of a checkpoint; rows published before are not again."""
+        """Continue after the epochs of a checkpoint; W&B gets those it lacks at the next
+        `publish`."""
         self.rows = [dict(r) for r in rows]
         self.restored = len(self.rows)
-        with self.path.open(newline="") as f:
-            self._published = min(len(self.rows), sum(1 for _ in csv.DictReader(f)))
 
     def log_step_lr(self, lr: float) -> None:
         self.step_lrs.append(float(lr))
@@ -80,13 +81,13 @@ class EpochRecorder:
         if not self.writes:
             return
         self._write_csv()
-        for row in self.rows[self._published:]:
-            if self.wandb_run is not None:
+        for row in self.rows:
+            if self.wandb_run is not None and row["epoch"] not in self.wandb_logged:
                 plot = self._plots.get(row["epoch"])
                 extra = {"lr/steps": plot} if plot is not None else {}
                 self.wandb_run.log({**{WANDB_NAMES[c]: row[c] for c in METRIC_COLUMNS}, **extra},
                                    step=row["epoch"])
-        self._published = len(self.rows)
+                self.wandb_logged.add(row["epoch"])
         self._plots.clear()
 
     def _write_csv(self) -> None:
