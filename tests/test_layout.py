@@ -13,8 +13,9 @@ from mnistlab.backends import backend_names
 PACKAGE = Path(__import__("mnistlab").__file__).parent
 # lowest first; a package may import its own modules and any package on a lower layer
 LAYERS = [
-    ("errors", "atomic"),  # what every layer may raise and write with
-    ("registry", "plotting"),
+    ("errors",),  # what every layer may raise, and its one-line messages
+    ("atomic", "registry"),  # writing a file whole; name -> builder tables
+    ("plotting",),
     ("data",),  # dataset files and the split
     ("config",),  # schemas with each key's range, and the value checks
     ("training",),  # the contract a backend implements, and what it uses while training

@@ -3,7 +3,9 @@ without a traceback (`HYDRA_FULL_ERROR=1` brings the traceback back)."""
 
 from __future__ import annotations
 
+import errno
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -33,6 +35,27 @@ class NonFiniteLossError(MnistlabError):
         where = (f"became {loss} at epoch {epoch}, batch {batch}" if batch is not None
                  else f"is {loss} after epoch {epoch}")
         return cls(f"training loss {where}; the run diverged, try a smaller optimizer.lr")
+
+
+class DiskFullError(MnistlabError):
+    """A run's file could not be written for lack of space; what was written before is intact."""
+
+
+def disk_full(path: Path, error: BaseException) -> DiskFullError | None:
+    """The one wording for a full disk (or quota) while writing `path`, also where a library
+    wrapped the OSError in another exception; None for other errors."""
+    cause: BaseException | None = error
+    while cause is not None and not (isinstance(cause, OSError)
+                                     and cause.errno in (errno.ENOSPC, errno.EDQUOT)):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 1e6:.1f} MB free there"
+    except OSError:
+        free = "free space unknown"
+    return DiskFullError(f"no space left to write {path} ({free}); the last finished epoch is "
+                         "kept: free some space, then resume")
 
 
 def unreadable_checkpoint(path: Path, error: BaseException) -> DataError:

@@ -95,7 +95,7 @@ def print_summary(summary: dict[str, Any], max_epochs: int, run_dir: Path,
     table.add_column(style="bold")
     table.add_column()
     rows = [
-        ("status", summary["status"] + (f": {summary['error']}" if summary.get("error") else "")),
+        ("status", summary["status"]),  # a failure's error is the line printed before
         ("epochs", f"{summary['epochs_completed']} of {max_epochs}"),
         ("val accuracy", f"best {_accuracy(summary['best_val_acc'])} (epoch "
                          f"{summary['best_epoch'] or '-'}), final {_accuracy(summary['val_acc'])}"),

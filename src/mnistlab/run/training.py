@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from mnistlab.backends import get_backend
 from mnistlab.config.checks import validate
 from mnistlab.data import Splits, load_splits
+from mnistlab.errors import DiskFullError
 from mnistlab.run.confusion import write_errors
 from mnistlab.run.lifecycle import Job, Tracking, run_job
 from mnistlab.run.provenance import code_commit, machine
@@ -65,7 +66,10 @@ class TrainingRun:
         ctx = RunContext(job.run_dir, self.recorder, job.wandb_run, resume=job.previous is not None,
                          on_start=lambda: self.write_summary(job, "running"))
         with stop_at_batch_boundaries():
-            result = get_backend(self.cfg.backend.name).fit(self.cfg, data, ctx)
+            try:
+                result = get_backend(self.cfg.backend.name).fit(self.cfg, data, ctx)
+            except DiskFullError as e:  # the command that finishes the run, once there is room
+                raise DiskFullError(f"{e} with: python train.py resume={job.run_dir}") from None
         if result.test_predictions is not None:  # rank 0
             title = f"{self.cfg.backend.name}, {data.spec.title}"
             write_errors(job.run_dir, data.x_test, data.y_test, list(data.spec.classes),

@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 from mnistlab.atomic import write_atomically
 from mnistlab.backends.keras.env import import_keras
 from mnistlab.data import Splits
-from mnistlab.errors import ConfigError, NonFiniteLossError, unreadable_checkpoint
+from mnistlab.errors import ConfigError, NonFiniteLossError, disk_full, unreadable_checkpoint
 from mnistlab.training import interrupts
 from mnistlab.training.contract import FitResult, Predictions, RunContext, steps_per_epoch
 from mnistlab.training.recorder import EpochRecorder
@@ -147,7 +147,14 @@ class Checkpoints:
 
 def _save_model(model: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the .keras suffix
-    model.save(tmp)
+    try:
+        model.save(tmp)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        full = disk_full(path, e)
+        if full is not None:
+            raise full from None
+        raise
     os.replace(tmp, path)
 
 
