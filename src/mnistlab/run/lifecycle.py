@@ -1,7 +1,8 @@
 """The life of one Hydra job, shared by training and the EDA: claim, prepare, track, execute,
 finish.
 
-claim: the run directory belongs to this job's config (`rundir`): a directory holding another
+claim: the run directory is locked for this start (`lock`: a second start is refused, a dead
+holder's lock taken over) and belongs to this job's config (`rundir`): a directory holding another
 config is refused before anything is written; a completed job with the same config is skipped;
 an unfinished one is resumed. prepare (validate the config, read the data) may fail on bad
 input: in a single run that removes a directory this start created and ends with one `error:`
@@ -30,6 +31,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mnistlab.errors import MnistlabError, fail
+from mnistlab.run.lock import DirLock
 from mnistlab.run.rundir import Previous, read_previous, save_job_config
 from mnistlab.run.tracking import run_name, start_wandb, stored_wandb_id
 from mnistlab.training.interrupts import RunInterrupted
@@ -85,11 +87,14 @@ def sweep_group(hydra_cfg: DictConfig) -> str | None:
     return f"{name}-{Path(hydra_cfg.sweep.dir).name}"
 
 
-def _claim(job: Job) -> bool:
-    """Check the run directory; False when this job must not run (refused or completed)."""
+def _claim(job: Job, lock: DirLock) -> bool:
+    """Lock the run directory, then check it; False when this job must not run (in use by
+    another start, refused or completed), and then the lock is released."""
     try:
+        lock.acquire()  # before anything is written: one start at a time per directory
         job.previous = read_previous(job.run_dir, job.cfg)
     except MnistlabError as e:
+        lock.release()
         if not job.multirun:
             fail(e)
         job.error = str(e)
@@ -98,6 +103,7 @@ def _claim(job: Job) -> bool:
     previous = job.previous
     if previous is not None and previous.status == "completed" and not previous.raised:
         job.status = "skipped"
+        lock.release()
         print(f"{job.name}: completed earlier in {job.run_dir}; not retrained")
         return False
     save_job_config(job.run_dir, job.cfg, job.hydra_cfg, job.overrides)
@@ -117,13 +123,15 @@ def run_job(cfg: DictConfig, *, prepare: Callable[[Job], P], execute: Callable[[
         job.result = execute(job, prepare(job))
         job.status = "completed"
         return job
-    if not _claim(job):
+    lock = DirLock(job.run_dir)  # rank 0 holds it for the run
+    if not _claim(job, lock):
         return job
     try:
         try:
             prepared = prepare(job)
         except MnistlabError:
             if not job.multirun and job.previous is None:
+                lock.release()
                 shutil.rmtree(job.run_dir, ignore_errors=True)
             raise
         if cfg.logger.name == "wandb":
@@ -153,8 +161,11 @@ def run_job(cfg: DictConfig, *, prepare: Callable[[Job], P], execute: Callable[[
         else:
             traceback.print_exc()
     finally:
-        if job.run_dir.exists():
-            finish(job)
-        if job.wandb_run is not None:
-            job.wandb_run.finish(exit_code=0 if job.status == "completed" else 1)
+        try:
+            if job.run_dir.exists():
+                finish(job)
+            if job.wandb_run is not None:
+                job.wandb_run.finish(exit_code=0 if job.status == "completed" else 1)
+        finally:
+            lock.release()
     return job
