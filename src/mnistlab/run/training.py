@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from typing import Any
@@ -110,6 +111,9 @@ class TrainingRun:
 def train(cfg: DictConfig) -> float:
     """Hydra task: returns the final validation accuracy (NaN if the run failed) for sweepers."""
     run = TrainingRun(cfg)
-    job = run_job(cfg, prepare=run.prepare, execute=run.execute, finish=run.finish,
-                  tracking=Tracking(job_type=cfg.backend.name, tags=run_tags(cfg)))
-    return run.rows[-1]["val_acc"] if run.rows and job.status == "completed" else math.nan
+    try:
+        job = run_job(cfg, prepare=run.prepare, execute=run.execute, finish=run.finish,
+                      tracking=Tracking(job_type=cfg.backend.name, tags=run_tags(cfg)))
+        return run.rows[-1]["val_acc"] if run.rows and job.status == "completed" else math.nan
+    finally:  # a sweep's next job in this process starts from what this one freed
+        gc.collect()

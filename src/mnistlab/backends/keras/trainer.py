@@ -243,7 +243,16 @@ def mirrored_strategy(replicas: int, accelerator: str) -> Any:
 
 
 def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
+    """Train and test; afterwards Keras' global state (its graphs, layer names, the model) is
+    cleared, so that the jobs of a long sweep in one process do not pile it up."""
     keras = import_keras(cfg.backend.keras_backend)
+    try:
+        return _fit(keras, cfg, data, ctx)
+    finally:
+        keras.backend.clear_session()
+
+
+def _fit(keras: ModuleType, cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
     # registers the custom layers and schedules that a checkpoint may hold
     from mnistlab.backends.keras.components import as_images, build_model
     from mnistlab.backends.keras.model import count_params
