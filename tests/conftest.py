@@ -412,3 +412,19 @@ def make_run(
     }
     (run_dir / "summary.json").write_text(json.dumps(summary))
     return run_dir
+
+
+def check_tiny_grid(tiny_data: Path, tmp_path: Path, launcher: str) -> None:
+    """optimizer x backend (4 jobs) under a launcher: four completed rows in the report, and the
+    same command again skips all four."""
+    done, sweep_dir = multirun(tmp_path, tiny_data, "optimizer=adam,rmsprop",
+                               "backend=keras,lightning", f"hydra/launcher={launcher}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs, rows = jobs_and_report(sweep_dir)
+    assert [j.name for j in jobs] == ["0", "1", "2", "3"]
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"completed"}
+    assert {(r["optimizer.name"], r["backend.name"]) for r in rows} == {
+        ("adam", "keras"), ("adam", "lightning"), ("rmsprop", "keras"), ("rmsprop", "lightning")}
+    again, _ = multirun(tmp_path, tiny_data, "optimizer=adam,rmsprop", "backend=keras,lightning",
+                        f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep_dir}")
+    assert again.returncode == 0 and "jobs: 4 skipped, 0 resumed, 0 started" in again.stdout

@@ -10,32 +10,17 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from mnistlab.config import REPO_ROOT
 from tests.conftest import metric_rows, train_env
+from tests.processes.conftest import start, wait_for
 
 # 2,900 training images in batches of 20: 1-2 s an epoch. One thread: beside the other
 # starts, a 2-thread run on 2 cores slows several times over (conftest.pytest_configure)
 RECIPE = ("data.val_size=100", "data.batch_size=20", "data.eval_batch_size=100",
           "trainer.progress_bar=false", "trainer.threads=1", "logger=none")
 HOST = socket.gethostname()
-
-
-def start(*args: str) -> subprocess.Popen:
-    """train.py in its own process group, as a user starts it."""
-    return subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO_ROOT, env=train_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-
-
-def wait_for(condition, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, f"ended early: {proc.communicate()[1][-3000:]}"
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def stamps(run: Path) -> dict[str, int]:

@@ -9,32 +9,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from mnistlab.config import REPO_ROOT
 from tests.conftest import metric_rows, results, run_dirs, train_env, train_here
+from tests.processes.conftest import start, wait_for
 
 # 2,900 training images in batches of 20: epochs long enough to be interrupted in
 RECIPE = ("data.val_size=100", "data.batch_size=20", "data.eval_batch_size=100",
           "trainer.max_epochs=3", "trainer.progress_bar=false")
-
-
-def start(*args: str) -> subprocess.Popen:
-    """train.py in its own process group, so a kill takes W&B's helper process with it."""
-    return subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO_ROOT, env=train_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-
-
-def wait_for(condition, proc: subprocess.Popen, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, f"ended early: {proc.communicate()[1][-3000:]}"
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def wandb_history(run: Path) -> tuple[set[str], list[int]]:

@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from mnistlab.config import REPO_ROOT
-from tests.conftest import STUDY, SWEEPS, jobs_and_report, multirun
+from tests.conftest import STUDY, SWEEPS, check_tiny_grid, jobs_and_report, multirun
 
 
 def test_the_study_sweep_is_six_recipes_by_two_backends_by_three_seeds() -> None:
@@ -38,17 +38,7 @@ def test_sweep_composes_with_its_parameters(name: str) -> None:
 @pytest.mark.parametrize("launcher", ["joblib"])  # basic: tests/run/test_sweeps.py
 def test_tiny_grid_mixing_backends_gives_four_jobs_and_a_four_row_report(tiny_data, tmp_path,
                                                                          launcher) -> None:
-    done, sweep_dir = multirun(tmp_path, tiny_data, "optimizer=adam,rmsprop",
-                               "backend=keras,lightning", f"hydra/launcher={launcher}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    jobs, rows = jobs_and_report(sweep_dir)
-    assert [j.name for j in jobs] == ["0", "1", "2", "3"]
-    assert len(rows) == 4 and {r["status"] for r in rows} == {"completed"}
-    assert {(r["optimizer.name"], r["backend.name"]) for r in rows} == {
-        ("adam", "keras"), ("adam", "lightning"), ("rmsprop", "keras"), ("rmsprop", "lightning")}
-    again, _ = multirun(tmp_path, tiny_data, "optimizer=adam,rmsprop", "backend=keras,lightning",
-                        f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep_dir}")
-    assert again.returncode == 0 and "jobs: 4 skipped, 0 resumed, 0 started" in again.stdout
+    check_tiny_grid(tiny_data, tmp_path, launcher)
 
 
 def test_submitit_local_sweep_mixing_backends(tiny_data, tmp_path) -> None:

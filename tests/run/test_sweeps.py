@@ -11,23 +11,13 @@ from omegaconf import OmegaConf
 
 from mnistlab.run.lifecycle import sweep_group
 from mnistlab.run.tracking import run_name
-from tests.conftest import jobs_and_report, multirun
+from tests.conftest import check_tiny_grid, jobs_and_report, multirun
 
 
 @pytest.mark.parametrize("launcher", ["basic"])  # joblib: tests/processes/
 def test_tiny_grid_mixing_backends_gives_four_jobs_and_a_four_row_report(tiny_data, tmp_path,
                                                                          launcher) -> None:
-    done, sweep_dir = multirun(tmp_path, tiny_data, "optimizer=adam,rmsprop",
-                               "backend=keras,lightning", f"hydra/launcher={launcher}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    jobs, rows = jobs_and_report(sweep_dir)
-    assert [j.name for j in jobs] == ["0", "1", "2", "3"]
-    assert len(rows) == 4 and {r["status"] for r in rows} == {"completed"}
-    assert {(r["optimizer.name"], r["backend.name"]) for r in rows} == {
-        ("adam", "keras"), ("adam", "lightning"), ("rmsprop", "keras"), ("rmsprop", "lightning")}
-    again, _ = multirun(tmp_path, tiny_data, "optimizer=adam,rmsprop", "backend=keras,lightning",
-                        f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep_dir}")
-    assert again.returncode == 0 and "jobs: 4 skipped, 0 resumed, 0 started" in again.stdout
+    check_tiny_grid(tiny_data, tmp_path, launcher)
 
 
 def test_sweep_jobs_share_a_wandb_group_and_are_named_by_their_overrides() -> None:
