@@ -75,6 +75,24 @@ def test_keras_same_seed_twice_gives_identical_metrics(compose_cfg, tiny_data, t
     assert not (tmp_path / "b" / "csv").exists()
 
 
+def test_a_finished_keras_run_leaves_no_graphs_behind(compose_cfg, tiny_data, tmp_path) -> None:
+    """The jobs of a long sweep in one process must not pile up: TensorFlow's gradient registry
+    kept each run's train step alive (see drop_custom_gradients)."""
+    import gc
+
+    from tensorflow.python.framework import func_graph, ops
+
+    def step_graphs() -> int:
+        gc.collect()
+        return sum(isinstance(o, func_graph.FuncGraph) for o in gc.get_objects())
+
+    fit_in_process(compose_cfg, tiny_data, tmp_path / "a", "trainer.max_epochs=1")
+    registered, graphs = set(ops._gradient_registry._registry), step_graphs()
+    fit_in_process(compose_cfg, tiny_data, tmp_path / "b", "trainer.max_epochs=1")
+    assert set(ops._gradient_registry._registry) == registered
+    assert step_graphs() == graphs == 0
+
+
 @pytest.mark.parametrize(("precision", "policy"), [("bf16-mixed", "mixed_bfloat16"),
                                                    ("16-mixed", "mixed_float16")])
 def test_mixed_precision_trains(compose_cfg, tiny_data, tmp_path, precision, policy) -> None:

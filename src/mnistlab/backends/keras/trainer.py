@@ -246,10 +246,39 @@ def fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
     """Train and test; afterwards Keras' global state (its graphs, layer names, the model) is
     cleared, so that the jobs of a long sweep in one process do not pile it up."""
     keras = import_keras(cfg.backend.keras_backend)
+    registered = custom_gradients(keras)
     try:
         return _fit(keras, cfg, data, ctx)
     finally:
         keras.backend.clear_session()
+        drop_custom_gradients(keras, registered)
+
+
+def custom_gradients(keras: ModuleType) -> set[str]:
+    """The names in TensorFlow's gradient registry made by `tf.custom_gradient` so far."""
+    if keras.backend.backend() != "tensorflow":
+        return set()
+    from tensorflow.python.framework import ops  # the registry has no public API
+
+    return {name for name in ops._gradient_registry._registry if name.startswith("CustomGradient-")}
+
+
+def drop_custom_gradients(keras: ModuleType, before: set[str]) -> None:
+    """Forget the custom gradients this run's traces registered.
+
+    Every trace of a train step under a tf.distribute strategy (Keras always has one) passes the
+    gradients through ReplicaContext.all_reduce, a `tf.custom_gradient` that registers a new
+    "CustomGradient-<n>" in TensorFlow's global gradient registry and never removes it; the
+    closure keeps the step's whole FuncGraph alive (about 1,000 graph operations and 12 MB per
+    Keras run; clear_session does not touch it: keras-team/keras#17458). Once the run's
+    functions are cleared, nothing can ask for those gradients again.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return
+    from tensorflow.python.framework import ops
+
+    for name in custom_gradients(keras) - before:
+        del ops._gradient_registry._registry[name]
 
 
 def _fit(keras: ModuleType, cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
