@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, on a machine with an NVIDIA GPU and mnistlab's venv active:
 #   bash bench/gpu-check.sh [MORE OVERRIDES...]        e.g. data.batch_size=256
-# For the default recipe and experiment=fast, on each backend, one epoch with
+# For the default recipe and experiment=fast, on each backend and at each precision (32-true,
+# bf16-mixed, 16-mixed: torch autocast, Keras' mixed policies), one epoch with
 # trainer.accelerator=gpu:
 # 1. a plain `train.py` run: prints its summary.json train_samples_per_second and test_acc;
 # 2. the same run in-process on the first 5,000 training samples, with the framework's CUPTI
@@ -33,8 +34,9 @@ from pathlib import Path
 from mnistlab.training.recorder import EpochRecorder
 from mnistlab.run.training import TrainingRun
 
-recipe, backend, folder, overrides = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4:]
-label = f"{recipe:8} {backend:9}"
+recipe, backend, precision, folder = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4])
+overrides = sys.argv[5:]
+label = f"{recipe:8} {backend:9} {precision:10}"
 common = ["logger=none", "trainer.progress_bar=false", f"paths.output={folder}"]
 
 
@@ -141,15 +143,18 @@ PY
 failed=0
 for recipe in default fast; do
     for backend in lightning keras; do
-        args=(backend="$backend" trainer.max_epochs=1 trainer.accelerator=gpu "$@")
-        if [[ $recipe == fast ]]; then
-            args=(experiment=fast "${args[@]}")
-        fi
-        python -c "$CHECK" "$recipe" "$backend" "$work/$recipe-$backend" "${args[@]}" \
-            || failed=1
+        for precision in 32-true bf16-mixed 16-mixed; do
+            args=(backend="$backend" trainer.max_epochs=1 trainer.accelerator=gpu
+                  trainer.precision="$precision" "$@")
+            if [[ $recipe == fast ]]; then
+                args=(experiment=fast "${args[@]}")
+            fi
+            python -c "$CHECK" "$recipe" "$backend" "$precision" \
+                "$work/$recipe-$backend-$precision" "${args[@]}" || failed=1
+        done
     done
 done
 echo
-echo "gpu-check summary (recipe, backend, one epoch on the GPU):"
+echo "gpu-check summary (recipe, backend, precision, one epoch on the GPU):"
 cat "$work/results.txt"
 exit "$failed"

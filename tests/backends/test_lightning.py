@@ -23,6 +23,35 @@ def test_cnn_has_the_study_architecture(compose_cfg) -> None:
     assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
+def test_pooling_before_relu_is_the_study_block_with_its_gradients(compose_cfg) -> None:
+    """Conv-MaxPool-ReLU (faster) against the study's Conv-ReLU-MaxPool, on the same weights."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = build_cnn(compose_cfg().model, (28, 28), 10).eval()  # no dropout: one function
+    study = [nn.ReLU() if isinstance(m, nn.MaxPool2d) else nn.MaxPool2d(2)
+             if isinstance(m, nn.ReLU) and i < 6 else m for i, m in enumerate(net)]
+    assert [type(m).__name__ for m in study[:3]] == ["Conv2d", "ReLU", "MaxPool2d"]
+    x = torch.rand(8, 1, 28, 28)
+    ours, theirs = net(x), nn.Sequential(*study)(x)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    grads = [torch.autograd.grad(out.square().sum(), net.parameters()) for out in (ours, theirs)]
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_the_network_is_channels_last_and_augments_in_float32(compose_cfg) -> None:
+    from mnistlab.backends.lightning.augment import shift_rotate
+    from mnistlab.backends.lightning.components import build_network
+    from mnistlab.data.catalog import DATASETS
+
+    net = build_network(compose_cfg(), DATASETS["mnist"])
+    conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert shift_rotate(torch.rand(4, 1, 28, 28), 15, 0.1, 0.1).dtype == torch.float32
+
+
 def test_cnn_starts_from_keras_glorot_uniform_init(compose_cfg) -> None:
     torch.manual_seed(0)
     for m in kernel_layers(build_cnn(compose_cfg().model, (28, 28), 10)):

@@ -1,5 +1,6 @@
 """mnistlab.bench.compare in this process: with --repeat, mnistlab's runs and the bare loop's take
-turns and each side's fastest counts. Whole bench runs: tests/processes/test_bench_runs.py."""
+turns and each side's fastest counts; its defaults. Whole bench runs:
+tests/processes/test_bench_runs.py."""
 
 from __future__ import annotations
 
@@ -42,3 +43,21 @@ def test_with_repeat_the_fastest_run_of_each_side_counts(monkeypatch: pytest.Mon
     assert r["bare_samples_per_second"] == pytest.approx(1000 / 9)
     assert r["ratio"] == pytest.approx(125 / (1000 / 9))
     assert r["seconds_to_first_batch"] == 4.0  # the smallest: the first run's
+
+
+def test_the_default_bench_times_a_warm_epoch_and_the_faster_of_two_runs() -> None:
+    from mnistlab.bench import compare as bench
+
+    args = bench.parse_args([])
+    assert (args.epochs, args.repeat, args.precision) == (2, 2, "32-true")
+    assert bench.rate(1000, [20.0, 8.0], args.epochs) == 125.0  # the first epoch is not timed
+    both = bench.overrides_of(bench.parse_args(["--precision", "bf16-mixed"]), "keras")
+    assert "trainer.precision=bf16-mixed" in both and "backend=keras" in both
+
+
+def test_an_unknown_precision_is_refused_by_the_bench(capsys: pytest.CaptureFixture) -> None:
+    from mnistlab.bench import compare as bench
+
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--precision", "bf17"])
+    assert "invalid choice: 'bf17'" in capsys.readouterr().err

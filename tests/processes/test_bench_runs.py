@@ -19,8 +19,9 @@ FIGURES = ("samples_per_second", "bare_samples_per_second", "ratio", "eval_sampl
 def test_bench_writes_every_figure_for_both_backends(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "mnistlab.bench", "--epochs", "1", "--subset", "150",
-         "--data-dir", str(tiny_data), "--json", str(out), "--", "data.val_size=100"],
+        [sys.executable, "-m", "mnistlab.bench", "--epochs", "1", "--repeat", "1",
+         "--subset", "150", "--data-dir", str(tiny_data), "--json", str(out), "--",
+         "data.val_size=100"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "samples/s" in done.stdout

@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.config import flatten, group_options
+from mnistlab.config.cpu import check_precision
 from mnistlab.config.memory import check_memory
 from mnistlab.config.schema import SCHEMAS
 from mnistlab.data.catalog import DATASETS
@@ -161,6 +162,7 @@ def validate(cfg: DictConfig) -> None:
                           "data.val_size and data.train_subset)")
     check_conv_blocks(cfg.model, spec.image_shape)
     check_processes(cfg)
+    check_precision(cfg)
     check_memory(cfg, spec)
     warmup = OmegaConf.select(cfg, "scheduler.warmup_epochs", default=0)
     if warmup >= cfg.trainer.max_epochs:

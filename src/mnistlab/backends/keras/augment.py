@@ -113,10 +113,11 @@ def no_augmentation(aug: DictConfig) -> list[keras.layers.Layer]:
 
 @AUGMENTATIONS.register("flip")
 def flip_augmentation(aug: DictConfig) -> list[keras.layers.Layer]:
-    return [RandomFlipP(aug.horizontal_p, aug.vertical_p, name="flip")]
+    return [RandomFlipP(aug.horizontal_p, aug.vertical_p, name="flip", dtype="float32")]
 
 
 @AUGMENTATIONS.register("shift_rotate")
 def shift_rotate_augmentation(aug: DictConfig) -> list[keras.layers.Layer]:
+    # float32 under a mixed policy too, as torch's (bf16 would round the sampling coordinates)
     return [RandomShiftRotate(aug.rotation_degrees, aug.shift_x, aug.shift_y,
-                              name="shift_rotate")]
+                              name="shift_rotate", dtype="float32")]

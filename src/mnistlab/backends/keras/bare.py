@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from mnistlab.backends.keras.env import import_keras
 from mnistlab.data import Splits
 from mnistlab.errors import ConfigError
-from mnistlab.training.contract import Timings, steps_per_epoch
+from mnistlab.training.contract import EVAL_PASSES, Timings, steps_per_epoch
 from mnistlab.training.seeds import epoch_permutation
 from mnistlab.training.threads import run_threads
 
@@ -60,6 +60,9 @@ def loop(cfg: DictConfig, data: Splits) -> Timings:
                   callbacks=[clock], verbose=0)
         epoch_seconds.append(clock.end - clock.begin)
         train_seconds.append(clock.trained - clock.begin)
-    started = time.perf_counter()
-    val_loss, val_acc = model.evaluate(xv, data.y_val, batch_size=ebs, verbose=0)
-    return Timings(epoch_seconds, train_seconds, time.perf_counter() - started, val_loss, val_acc)
+    passes = []
+    for _ in range(EVAL_PASSES):
+        started = time.perf_counter()
+        val_loss, val_acc = model.evaluate(xv, data.y_val, batch_size=ebs, verbose=0)
+        passes.append(time.perf_counter() - started)
+    return Timings(epoch_seconds, train_seconds, min(passes), val_loss, val_acc)

@@ -29,8 +29,12 @@ def flip(x: torch.Tensor, horizontal_p: float, vertical_p: float) -> torch.Tenso
     return torch.where(v, x.flip(-2), x)
 
 
+@torch.autocast("cpu", enabled=False)
+@torch.autocast("cuda", enabled=False)
 def shift_rotate(x: torch.Tensor, degrees: float, shift_x: float, shift_y: float) -> torch.Tensor:
-    """Rotate by U(-degrees, degrees) about the centre, shift by U(-s, s) of the size; zero fill."""
+    """Rotate by U(-degrees, degrees) about the centre, shift by U(-s, s) of the size; zero fill.
+    In float32 also under bf16/fp16 autocast (which would build the sampling grid in bf16), as
+    Keras' augmentation layers (dtype float32)."""
     n = x.shape[0]
     angle = (torch.rand(n, device=x.device) * 2 - 1) * math.radians(degrees)
     # affine_grid works in [-1, 1] coordinates, so a shift of s * width is 2 * s
