@@ -102,7 +102,7 @@ def bench_backend(overrides: list[str], folder: Path, repeat: int = 1) -> dict[s
         "samples_per_second": max(rates),
         "bare_samples_per_second": max(bare_rates),
         "ratio": max(rates) / max(bare_rates),
-        "eval_samples_per_second": n_val / min(eval_epochs[1:]),
+        "eval_samples_per_second": n_val / min(eval_epochs[1:] or eval_epochs),
         "bare_eval_samples_per_second": max(n_val / b["eval_seconds"] for b in bares),
         "seconds_to_first_batch": min(s["seconds_to_first_batch"] for _, s in runs),
         "repeat": repeat,
