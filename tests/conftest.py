@@ -81,6 +81,32 @@ def make_dataset(folder: Path, train_per_class: int = 30, test_per_class: int = 
     return folder
 
 
+COLOURS = {"cat": (200, 40, 40), "dog": (40, 200, 40), "fox": (40, 40, 200)}
+
+
+def make_image_folder(root: Path, train_per_class: int = 20, test_per_class: int | None = 5,
+                      size: tuple[int, int] = (32, 32), seed: int = 0) -> Path:
+    """<root>/train/<class>/*.png (and test/ unless test_per_class is None): 3 classes of RGB
+    images, each a noisy field with a bright square of its class's colour at a random place."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    height, width = size
+    parts = {"train": train_per_class, "test": test_per_class}
+    for part, per_class in parts.items():
+        if per_class is None:
+            continue
+        for name, colour in COLOURS.items():
+            folder = root / part / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                x = rng.integers(0, 60, size=(height, width, 3), dtype=np.uint8)
+                top, left = rng.integers(0, height // 2), rng.integers(0, width // 2)
+                x[top:top + height // 3, left:left + width // 3] = colour
+                Image.fromarray(x).save(folder / f"{i:03d}.png")
+    return root
+
+
 @pytest.fixture
 def tiny_data(tmp_path: Path) -> Path:
     """A data root with mnist/ of 300 training and 50 test images (use data.val_size=100)."""

@@ -47,7 +47,7 @@ def test_checkpoint_with_custom_flip_layer_loads(compose_cfg, tmp_path) -> None:
     from mnistlab.backends.keras.model import build_cnn
 
     cfg = compose_cfg(["aug=flip", "aug.horizontal_p=0.2", "aug.vertical_p=0.7"])
-    model = build_cnn(cfg.model, (28, 28), 10, cfg.regularization.weight,
+    model = build_cnn(cfg.model, (28, 28, 1), 10, cfg.regularization.weight,
                       AUGMENTATIONS["flip"](cfg.aug))
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")

@@ -18,7 +18,7 @@ from tests.conftest import debug_run, run_dirs, train_here
 
 
 def test_cnn_has_the_study_architecture(compose_cfg) -> None:
-    net = build_cnn(compose_cfg().model, (28, 28), 10)
+    net = build_cnn(compose_cfg().model, (28, 28, 1), 10)
     assert count_params(net) == 225_034
     assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
@@ -28,7 +28,7 @@ def test_pooling_before_relu_is_the_study_block_with_its_gradients(compose_cfg) 
     from torch import nn
 
     torch.manual_seed(0)
-    net = build_cnn(compose_cfg().model, (28, 28), 10).eval()  # no dropout: one function
+    net = build_cnn(compose_cfg().model, (28, 28, 1), 10).eval()  # no dropout: one function
     study = [nn.ReLU() if isinstance(m, nn.MaxPool2d) else nn.MaxPool2d(2)
              if isinstance(m, nn.ReLU) and i < 6 else m for i, m in enumerate(net)]
     assert [type(m).__name__ for m in study[:3]] == ["Conv2d", "ReLU", "MaxPool2d"]
@@ -54,7 +54,7 @@ def test_the_network_is_channels_last_and_augments_in_float32(compose_cfg) -> No
 
 def test_cnn_starts_from_keras_glorot_uniform_init(compose_cfg) -> None:
     torch.manual_seed(0)
-    for m in kernel_layers(build_cnn(compose_cfg().model, (28, 28), 10)):
+    for m in kernel_layers(build_cnn(compose_cfg().model, (28, 28, 1), 10)):
         w = m.weight.detach()
         receptive = w[0, 0].numel() if w.dim() == 4 else 1
         limit = (6 / (w.shape[0] * receptive + w.shape[1] * receptive)) ** 0.5
@@ -63,7 +63,7 @@ def test_cnn_starts_from_keras_glorot_uniform_init(compose_cfg) -> None:
 
 
 def test_l2_penalty_is_weight_times_sum_of_squared_kernels(compose_cfg) -> None:
-    net = build_cnn(compose_cfg().model, (28, 28), 10)
+    net = build_cnn(compose_cfg().model, (28, 28, 1), 10)
     kernels = [net[0].weight, net[3].weight, net[8].weight, net[10].weight]  # no biases
     expected = 1e-3 * sum(float((w.detach().double() ** 2).sum()) for w in kernels)
     assert l2_penalty(net, 1e-3).item() == pytest.approx(expected, rel=1e-6)

@@ -21,7 +21,7 @@ from mnistlab.backends.keras import optim as keras_optim  # noqa: E402
 from mnistlab.backends.lightning import augment as torch_augment  # noqa: E402
 from mnistlab.backends.lightning import model as torch_model  # noqa: E402
 from mnistlab.backends.lightning import optim as torch_optim  # noqa: E402
-from mnistlab.backends.lightning.module import CNNModule  # noqa: E402
+from mnistlab.backends.lightning.module import ClassifierModule  # noqa: E402
 
 SIZE = 28
 CENTRE = (SIZE - 1) / 2  # 13.5: both frameworks rotate about the image centre
@@ -58,8 +58,8 @@ def copy_torch_weights(net: torch.nn.Sequential, model: keras.Model) -> None:
 def test_same_network_logits_penalty_and_params(compose_cfg, overrides) -> None:
     cfg = compose_cfg(overrides)
     torch.manual_seed(0)
-    net = torch_model.build_cnn(cfg.model, (SIZE, SIZE), 10).eval()
-    model = keras_model.build_cnn(cfg.model, (SIZE, SIZE), 10, cfg.regularization.weight)
+    net = torch_model.build_cnn(cfg.model, (SIZE, SIZE, 1), 10).eval()
+    model = keras_model.build_cnn(cfg.model, (SIZE, SIZE, 1), 10, cfg.regularization.weight)
     copy_torch_weights(net, model)
 
     assert keras_model.count_params(model) == torch_model.count_params(net)
@@ -259,12 +259,12 @@ def test_keras_augments_only_in_training(aug: dict) -> None:
 def test_lightning_augments_only_in_training(compose_cfg) -> None:
     """With flips of probability 1, a step sees flipped images exactly when it augments."""
     cfg = compose_cfg(["aug=flip", "aug.horizontal_p=1", "aug.vertical_p=1", "model.dropout=0"])
-    module = CNNModule(cfg, DATASETS["mnist"]).eval()
-    x = torch.from_numpy((dots(8, 5.5, 8.5) * 255).astype(np.uint8))
+    module = ClassifierModule(cfg, DATASETS["mnist"]).eval()
+    x = torch.from_numpy((dots(8, 5.5, 8.5) * 255).astype(np.uint8))[..., None]  # (N, H, W, 1)
     y = torch.arange(8)
 
     def loss_on(images: torch.Tensor) -> float:
-        logits = module(images.unsqueeze(1).float() / 255)
+        logits = module(images.permute(0, 3, 1, 2).float() / 255)
         l2 = torch_model.l2_penalty(module.net, cfg.regularization.weight)
         return float(torch.nn.functional.cross_entropy(logits, y) + l2)
 
@@ -272,6 +272,6 @@ def test_lightning_augments_only_in_training(compose_cfg) -> None:
         warnings.simplefilter("ignore")  # self.log() outside a Trainer only warns
         for stage in ("val", "test"):
             assert float(module._step((x, y), stage)) == pytest.approx(loss_on(x), rel=1e-6)
-        flipped_x = x.flip(-1).flip(-2)
+        flipped_x = x.flip(1).flip(2)
         assert float(module._step((x, y), "train")) == pytest.approx(loss_on(flipped_x), rel=1e-6)
         assert loss_on(flipped_x) != pytest.approx(loss_on(x), rel=1e-6)

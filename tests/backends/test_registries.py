@@ -12,6 +12,7 @@ from mnistlab.config import group_options
 from mnistlab.config.checks import validate
 from mnistlab.config.schema import SCHEMAS
 from mnistlab.data.catalog import DATASETS
+from mnistlab.data.formats import FORMATS
 from mnistlab.errors import ConfigError
 from mnistlab.registry import Registry
 
@@ -32,8 +33,11 @@ def test_both_backends_register_every_option_of_the_group(group: str) -> None:
     assert torch_side.names() == keras_side.names() == group_options(group)
 
 
-def test_datasets_backends_and_schemas_match_their_groups() -> None:
-    assert tuple(sorted(DATASETS)) == group_options("data")
+def test_datasets_backends_and_schemas_match_their_groups(compose_cfg) -> None:
+    for name in group_options("data"):
+        data = compose_cfg([f"data={name}"]).data
+        assert data.format in FORMATS.names(), name
+        assert data.format != "idx" or data.name in DATASETS  # an IDX dataset is in the catalog
     assert BACKENDS.names() == group_options("backend")
     for group in ("model", "optimizer", "scheduler", "aug", "logger"):
         assert tuple(sorted(SCHEMAS[group])) == group_options(group), group
@@ -57,7 +61,7 @@ def test_a_name_registered_twice_is_a_programming_error() -> None:
 
 
 @pytest.mark.parametrize("override", ["aug.name=rotate", "optimizer.name=lion",
-                                      "scheduler.name=step", "model.name=mlp"])
+                                      "scheduler.name=step", "model.name=vit"])
 def test_an_overridden_unknown_name_is_rejected_not_ignored(compose_cfg, override: str) -> None:
     key, value = override.split("=")
     group = key.split(".")[0]
@@ -80,12 +84,15 @@ def test_every_option_builds_on_both_backends(compose_cfg) -> None:
         x = torch.rand(2, 1, 28, 28)
         assert torch_augment[name](aug)(x).shape == x.shape
         assert isinstance(keras_augment[name](aug), list)
-    model = compose_cfg().model
-    for shape in ((28, 28), (32, 24)):  # the dataset's image shape, not a constant
-        net = torch_model["cnn"](model, shape, 7)
-        assert net(torch.zeros(1, 1, *shape)).shape == (1, 7)
-        keras_net = keras_model["cnn"](model, shape, 7, 0.0, [])
-        assert tuple(keras_net(np.zeros((1, *shape, 1), "float32")).shape) == (1, 7)
+    for name in group_options("model"):
+        model = compose_cfg([f"model={name}"]).model
+        # the dataset's image shape and channels, not constants
+        for height, width, channels in ((28, 28, 1), (32, 24, 3)):
+            net = torch_model[name](model, (height, width, channels), 7)
+            assert net.eval()(torch.zeros(2, channels, height, width)).shape == (2, 7)
+            keras_net = keras_model[name](model, (height, width, channels), 7, 0.0, [])
+            x = np.zeros((2, height, width, channels), "float32")
+            assert tuple(keras_net(x).shape) == (2, 7)
 
 
 def test_defaults_of_the_new_options(compose_cfg) -> None:

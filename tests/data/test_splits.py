@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from mnistlab.data import Splits, load_splits
 from mnistlab.data import splits as splits_module
 from mnistlab.data.catalog import DATASETS, ROLES
+from mnistlab.data.formats import Loaded
 from mnistlab.data.idx import read_idx
 from tests.conftest import FILES, make_dataset
 from tests.data.conftest import compose_data, data_cfg
@@ -30,8 +31,8 @@ def _check_split(splits: Splits, n_train_total: int, val_size: int) -> None:
     assert len(train) == n_train_total - val_size
     assert not set(train.tolist()) & set(val.tolist())
     np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(n_train_total))
-    assert splits.x_train.shape == (len(train), 28, 28) and splits.x_train.dtype == np.uint8
-    assert splits.x_val.shape == (val_size, 28, 28)
+    assert splits.x_train.shape == (len(train), 28, 28, 1) and splits.x_train.dtype == np.uint8
+    assert splits.x_val.shape == (val_size, 28, 28, 1)
     for y in (splits.y_train, splits.y_val, splits.y_test):
         assert y.dtype == np.int64
 
@@ -39,7 +40,7 @@ def _check_split(splits: Splits, n_train_total: int, val_size: int) -> None:
 def _all_train(splits: Splits) -> tuple[np.ndarray, np.ndarray]:
     """The official training file, put back together from the two parts of the split."""
     n = len(splits.train_index) + len(splits.val_index)
-    x = np.zeros((n, 28, 28), dtype=np.uint8)
+    x = np.zeros((n, 28, 28, 1), dtype=np.uint8)
     y = np.full(n, -1, dtype=np.int64)
     x[splits.train_index], y[splits.train_index] = splits.x_train, splits.y_train
     x[splits.val_index], y[splits.val_index] = splits.x_val, splits.y_val
@@ -61,9 +62,10 @@ def test_split_of_generated_data(tiny_data: Path) -> None:
     assert np.all(np.bincount(splits.y_val) == 10)  # 30 per class, a third in val
     _assert_stratified(splits)
     x, y = _all_train(splits)
-    np.testing.assert_array_equal(x, read_idx(folder / FILES["train_images"], 3))
+    np.testing.assert_array_equal(x[..., 0], read_idx(folder / FILES["train_images"], 3))
     np.testing.assert_array_equal(y, read_idx(folder / FILES["train_labels"], 1))
-    np.testing.assert_array_equal(splits.x_test, read_idx(folder / FILES["test_images"], 3))
+    np.testing.assert_array_equal(splits.x_test[..., 0],
+                                  read_idx(folder / FILES["test_images"], 3))
     np.testing.assert_array_equal(splits.y_test, read_idx(folder / FILES["test_labels"], 1))
     assert splits.files == {role: folder / FILES[role] for role in ROLES}
     assert splits.spec is DATASETS["mnist"]
@@ -114,13 +116,13 @@ def test_limited_truncates_each_split(tiny_data: Path) -> None:
 class RealMnist:
     data: DictConfig
     splits: Splits
-    arrays: dict[str, np.ndarray]  # the four official files, as read_dataset returns them
+    loaded: Loaded  # the four official files, as the idx format reads them
 
     def split(self, **overrides) -> Splits:
         """load_splits with other settings, on the arrays already read (no second 2 s read)."""
         data = OmegaConf.merge(self.data, overrides)
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(splits_module, "read_dataset", lambda folder, spec: self.arrays)
+            mp.setattr(splits_module, "load_dataset", lambda data: self.loaded)
             return load_splits(data)
 
 
@@ -129,9 +131,9 @@ def real_mnist(real_data: Path) -> RealMnist:
     data = compose_data([f"paths.data={real_data}", "data.download=false"])
     splits = load_splits(data)  # the real thing, once: reads and checks the four files
     x, y = _all_train(splits)
-    arrays = {"train_images": x, "train_labels": y.astype(np.uint8),
-              "test_images": splits.x_test, "test_labels": splits.y_test.astype(np.uint8)}
-    return RealMnist(data, splits, arrays)
+    loaded = Loaded(title="MNIST", classes=splits.spec.classes, x_train=x, y_train=y,
+                    x_test=splits.x_test, y_test=splits.y_test, files=splits.files)
+    return RealMnist(data, splits, loaded)
 
 
 def test_real_split_is_50000_10000_10000(real_mnist: RealMnist) -> None:
@@ -148,7 +150,7 @@ def test_real_split_is_stratified(real_mnist: RealMnist) -> None:
 
 def test_real_test_set_is_the_official_one(real_mnist: RealMnist) -> None:
     s = real_mnist.splits
-    np.testing.assert_array_equal(s.x_test, read_idx(s.files["test_images"], 3))
+    np.testing.assert_array_equal(s.x_test[..., 0], read_idx(s.files["test_images"], 3))
     np.testing.assert_array_equal(s.y_test, read_idx(s.files["test_labels"], 1))
     labels = read_idx(s.files["train_labels"], 1)
     np.testing.assert_array_equal(s.y_train, labels[s.train_index])

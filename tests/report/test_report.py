@@ -15,10 +15,11 @@ import pytest
 import yaml
 from scipy import stats
 
-from mnistlab.report import Report, read_confusion, write_report
+from mnistlab.report import Report, read_confusion, read_named_confusion, write_report
 from mnistlab.report.factors import factor_keys, varying_keys
 from mnistlab.report.plots import epoch_band
 from mnistlab.report.results import OVERFIT_GAP, overfit_reason
+from mnistlab.report.runs import load_run
 from mnistlab.report.stats import Obs, factor_effects, matched_samples
 from tests.conftest import FALLING, PNG_SIGNATURE, make_run
 
@@ -464,6 +465,29 @@ def test_read_confusion_is_lenient_but_wants_ten_by_ten(tmp_path: Path) -> None:
     assert read_confusion(path) is None
 
 
+NAMED_CONFUSION = "true\\pred,cat,dog,fox\ncat,9,1,0\ndog,0,10,0\nfox,2,0,8\n"
+
+
+def test_read_confusion_by_class_name(tmp_path: Path) -> None:
+    """The trainers name rows and columns by class: read in any row order, any K; a header of
+    the labels in another order says which column is which; a row of no class, a class named
+    twice, or a missing class is None."""
+    path = tmp_path / "confusion.csv"
+    header, *rows = NAMED_CONFUSION.splitlines()
+    path.write_text("\n".join([header, *reversed(rows)]))
+    confusion = read_named_confusion(path)
+    assert confusion is not None and confusion.classes == ("cat", "dog", "fox")
+    assert confusion.matrix.tolist() == [[9, 1, 0], [0, 10, 0], [2, 0, 8]]
+    path.write_text("true\\pred,2,0,1\n0,0,9,1\n1,0,0,10\n2,8,2,0\n")
+    confusion = read_named_confusion(path)
+    assert confusion.classes == ("0", "1", "2") and confusion.matrix[2, 0] == 2
+    for broken in (NAMED_CONFUSION.replace("\nfox,", "\nowl,"),
+                   NAMED_CONFUSION.replace(",fox\n", ",dog\n"),
+                   "\n".join(NAMED_CONFUSION.splitlines()[:-1])):
+        path.write_text(broken)
+        assert read_named_confusion(path) is None, broken
+
+
 # ---------------------------------------------------------------------------- figures, jobs
 
 
@@ -546,19 +570,24 @@ def test_provenance_names_the_command_the_commits_and_the_machines(tmp_path: Pat
 
 
 def test_a_report_over_a_three_class_dataset_knows_no_digits(tmp_path: Path) -> None:
-    """The report is generic: a 3-class dataset's confusions read back as 3x3, and the study's
-    plug-in adds nothing (no study experiment, no digits to confuse)."""
-    confusion = "true\\pred,0,1,2\n0,9,1,0\n1,0,10,0\n2,2,0,8\n"
+    """The report is generic: a 3-class dataset's confusions read back as 3x3 with their class
+    names, and the study's plug-in adds nothing (no study experiment, no digits to confuse), not
+    even for a run that calls its data mnist."""
     for i, optimizer in enumerate(("adam", "rmsprop")):
-        make_run(tmp_path / str(i), optimizer=optimizer, confusion=confusion,
+        make_run(tmp_path / str(i), optimizer=optimizer, confusion=NAMED_CONFUSION,
                  settings={"data.name": "shapes", "data.dir": "/shapes"})
     report = write_report([tmp_path], tmp_path, show=False)
     assert [r["status"] for r in report.rows] == ["completed", "completed"]
     assert report.factors == ["optimizer.name"] and report.sections == []
-    matrix = read_confusion(tmp_path / "0" / "confusion.csv")
-    assert matrix.shape == (3, 3) and matrix[2, 0] == 2
+    run = load_run(tmp_path / "0", tmp_path)
+    assert run.confusion is not None and run.confusion.classes == ("cat", "dog", "fox")
+    assert run.confusion.matrix.shape == (3, 3) and run.confusion.matrix[2, 0] == 2
+    assert "model.num_classes" not in run.config  # the data's, no setting
     md = (tmp_path / "report.md").read_text()
     assert "6<->9" not in md and "Study vs measured" not in md
+    mislabelled = make_run(tmp_path / "mnist", confusion=NAMED_CONFUSION)  # data.name: mnist
+    write_report([mislabelled], mislabelled, show=False)
+    assert "6<->9" not in (mislabelled / "report.md").read_text()
 
 
 def test_every_job_directory_of_a_damaged_sweep_is_listed_with_what_is_wrong(

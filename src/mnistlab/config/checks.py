@@ -5,6 +5,7 @@ Each failure is one line naming the key, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from difflib import get_close_matches
@@ -17,7 +18,9 @@ from mnistlab.config import flatten, group_options
 from mnistlab.config.cpu import check_precision
 from mnistlab.config.memory import check_memory
 from mnistlab.config.schema import SCHEMAS
-from mnistlab.data.catalog import DATASETS
+from mnistlab.config.shapes import check_model_fits
+from mnistlab.data.catalog import DatasetSpec, known_spec
+from mnistlab.data.formats import FORMATS
 from mnistlab.errors import ConfigError
 
 # groups whose `name` picks a builder or a code path: it must be one of the group's options
@@ -48,7 +51,7 @@ def _schema_rules() -> list[Rule]:
 
 
 RULES: list[Rule] = [
-    ("data.name", *_one_of(tuple(sorted(DATASETS)))),
+    ("data.format", *_one_of(FORMATS.names())),
     *((f"{group}.name", *_one_of(group_options(group))) for group in NAMED_GROUPS),
     *_schema_rules(),
 ]
@@ -113,21 +116,6 @@ def check_added_keys(cfg: DictConfig) -> None:
                           f"{hint}")
 
 
-def check_conv_blocks(model: DictConfig, image_shape: tuple[int, int]) -> None:
-    """Each conv block (valid conv, then 2x2 pooling) must leave at least one pixel."""
-    if "channels" not in model:  # a model without conv blocks
-        return
-    height, width = image_shape
-    for _ in model.channels:
-        height, width = ((side - model.kernel_size + 1) // 2 for side in (height, width))
-    if min(height, width) < 1:
-        h, w = image_shape
-        raise ConfigError(
-            f"model.channels={list(model.channels)} with kernel_size={model.kernel_size} "
-            f"shrinks a {h}x{w} image to nothing; use fewer conv blocks or a smaller kernel"
-        )
-
-
 def check_processes(cfg: DictConfig) -> None:
     """Several devices: the global batch splits evenly between them (each backend checks whether
     it can start them here: `Backend.check`)."""
@@ -145,25 +133,11 @@ def validate(cfg: DictConfig) -> None:
     check_rules(cfg, RULES)
     check_choices(cfg)
     check_added_keys(cfg)
-    spec = DATASETS[cfg.data.name]
-    if cfg.data.val_size >= spec.train_size:
-        raise ConfigError(f"data.val_size={cfg.data.val_size} is not allowed; expected "
-                          f"val_size < {spec.train_size}, the training images of {spec.title}")
-    left = spec.train_size - cfg.data.val_size
-    if cfg.data.train_subset is not None and cfg.data.train_subset > left:
-        raise ConfigError(
-            f"data.train_subset={cfg.data.train_subset} is more than the {left} training images "
-            f"left after data.val_size={cfg.data.val_size}"
-        )
-    samples = left if cfg.data.train_subset is None else cfg.data.train_subset
-    if cfg.data.batch_size > samples:
-        raise ConfigError(f"data.batch_size={cfg.data.batch_size} is not allowed; expected "
-                          f"batch_size <= {samples}, the training images (after "
-                          "data.val_size and data.train_subset)")
-    check_conv_blocks(cfg.model, spec.image_shape)
     check_processes(cfg)
     check_precision(cfg)
-    check_memory(cfg, spec)
+    spec = known_spec(cfg.data)
+    if spec is not None:  # else checked once the data is read (load_splits), before training
+        check_data(cfg, spec)
     warmup = OmegaConf.select(cfg, "scheduler.warmup_epochs", default=0)
     if warmup >= cfg.trainer.max_epochs:
         raise ConfigError(f"scheduler.warmup_epochs={warmup} is not allowed; expected "
@@ -172,3 +146,27 @@ def validate(cfg: DictConfig) -> None:
     if min_lr > cfg.optimizer.lr:
         raise ConfigError(f"scheduler.min_lr={min_lr} is not allowed; expected "
                           f"min_lr <= optimizer.lr={cfg.optimizer.lr}")
+
+
+def check_data(cfg: DictConfig, spec: DatasetSpec) -> None:
+    """The checks that need the dataset's size and image shape: the split sizes, the batch,
+    whether the model takes the images, and memory."""
+    data = cfg.data
+    total = spec.train_size
+    val = math.ceil(data.val_size * total) if data.val_size < 1 else int(data.val_size)
+    if val >= total:
+        raise ConfigError(f"data.val_size={data.val_size:g} is not allowed; expected "
+                          f"val_size < {total}, the training images of {spec.title}")
+    left = total - val
+    if data.train_subset is not None and data.train_subset > left:
+        raise ConfigError(
+            f"data.train_subset={data.train_subset} is more than the {left} training images "
+            f"left after data.val_size={data.val_size:g}"
+        )
+    samples = left if data.train_subset is None else data.train_subset
+    if data.batch_size > samples:
+        raise ConfigError(f"data.batch_size={data.batch_size} is not allowed; expected "
+                          f"batch_size <= {samples}, the training images (after "
+                          "data.val_size and data.train_subset)")
+    check_model_fits(cfg.model, spec.input_shape, cfg.data.name)
+    check_memory(cfg, spec)

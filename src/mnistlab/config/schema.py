@@ -68,11 +68,25 @@ class PathsConfig:
 @dataclass
 class DataConfig:
     name: str = MISSING
-    dir: str = MISSING
-    mirrors: list[str] = field(default_factory=list)  # tried in order; each download md5-checked
-    download: bool = True
-    # taken from the official training images, stratified
-    val_size: int = ranged(10_000, check=lambda v: v >= 10, allowed="val_size >= 10")
+    format: str = MISSING  # the loader (data/formats/): idx, image_folder, npz, digits
+    dir: str | None = None  # idx and image_folder: the folder of the files
+    path: str | None = None  # npz: the file
+    mirrors: list[str] = field(default_factory=list)  # idx: tried in order, md5-checked
+    download: bool = True  # idx: fetch missing files from the mirrors
+    # image_folder: [height, width] to resize every image to; null: they must share one size
+    image_size: list[int] | None = ranged(
+        None, check=lambda v: v is None or (len(v) == 2 and min(v) >= 1),
+        allowed="null or [height, width] of integers >= 1")
+    # image_folder: 1 (grayscale) or 3 (RGB); null: 1 when every image is grayscale
+    channels: int | None = ranged(None, check=lambda v: v in (None, 1, 3),
+                                  allowed="null, 1 or 3")
+    # taken from the training images, stratified: below 1 a share of them, else a count
+    val_size: float = ranged(0.1, check=lambda v: 0 < v < 1 or (v >= 1 and v == int(v)),
+                             allowed="a share 0 < val_size < 1 or a whole count >= 1")
+    # only for data without a test part (digits, an image folder without test/, an npz without
+    # x_test): the share or count of all images held out for the test, stratified
+    test_size: float = ranged(0.2, check=lambda v: 0 < v < 1 or (v >= 1 and v == int(v)),
+                              allowed="a share 0 < test_size < 1 or a whole count >= 1")
     # train_test_split's random_state: the same split on every run and backend
     split_seed: int = ranged(42, check=lambda v: 0 <= v < 2**32, allowed="0 <= split_seed < 2**32")
     train_subset: int | None = optional_count()  # keep only the first N training samples
@@ -83,15 +97,47 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """Conv-ReLU-MaxPool per entry of channels -> Flatten -> Dropout -> Dense-ReLU ->
-    Dense(classes); the input shape and class count come from the dataset."""
+    """The base of the model options' schemas; the input shape and class count come from the
+    dataset."""
 
     name: str = MISSING
+
+
+@dataclass
+class CNNConfig(ModelConfig):
+    """Conv-ReLU-MaxPool per entry of channels -> Flatten -> Dropout -> Dense-ReLU ->
+    Dense(classes)."""
+
     channels: list[int] = ranged(check=lambda v: len(v) >= 1 and all(c >= 1 for c in v),
                                  allowed="a list of ints >= 1", factory=lambda: [32, 64])
-    kernel_size: int = ranged(3, check=lambda v: v >= 1, allowed="kernel_size >= 1")  # no padding
+    kernel_size: int = ranged(3, check=lambda v: v >= 1, allowed="kernel_size >= 1")
+    # valid: no padding, each conv shrinks the image by kernel_size - 1; same: zeros keep its size
+    padding: str = one_of("valid", ("valid", "same"))
     dense_units: int = ranged(128, check=lambda v: v >= 1, allowed="dense_units >= 1")
     dropout: float = fraction(0.2, "0 <= dropout < 1")  # before the hidden dense layer
+
+
+@dataclass
+class MLPConfig(ModelConfig):
+    """Flatten -> Dense-ReLU-Dropout per entry of hidden -> Dense(classes)."""
+
+    # [] is a linear model (multinomial logistic regression)
+    hidden: list[int] = ranged(check=lambda v: all(h >= 1 for h in v),
+                               allowed="a list of ints >= 1", factory=lambda: [256, 128])
+    dropout: float = fraction(0.2, "0 <= dropout < 1")  # after each hidden layer
+
+
+@dataclass
+class ResNetConfig(ModelConfig):
+    """3x3 stem conv -> `blocks` basic residual blocks per entry of widths (stride 2 from the
+    second stage on) -> global average pooling -> Dense(classes)."""
+
+    widths: list[int] = ranged(check=lambda v: len(v) >= 1 and all(w >= 1 for w in v),
+                               allowed="a list of ints >= 1", factory=lambda: [16, 32, 64])
+    blocks: int = ranged(2, check=lambda v: v >= 1, allowed="blocks >= 1")  # per stage
+    bn_eps: float = positive(1e-5, "bn_eps > 0")  # torch's default; Keras' is 1e-3
+    # torch's convention: running = (1 - m) * running + m * batch (Keras' momentum is 1 - m)
+    bn_momentum: float = fraction(0.1, "0 < bn_momentum < 1", low_open=True)
 
 
 @dataclass
@@ -242,7 +288,7 @@ class Config:
 # group -> option -> schema; the backend group's schemas are the backends' (config.store)
 SCHEMAS: dict[str, dict[str, type]] = {
     "data": {"data": DataConfig},
-    "model": {"cnn": ModelConfig},
+    "model": {"cnn": CNNConfig, "mlp": MLPConfig, "resnet": ResNetConfig},
     "optimizer": {"adam": AdamConfig, "adamw": AdamWConfig, "rmsprop": RMSpropConfig,
                   "sgd": SGDConfig},
     "scheduler": {"none": SchedulerConfig, "cosine": CosineConfig, "onecycle": OneCycleConfig},

@@ -1,11 +1,15 @@
-"""What each dataset is: its four IDX files, their official md5s, its image shape and classes.
+"""What a dataset is (`DatasetSpec`: classes, image shape, channels, training images), and the
+catalog of the IDX family: each one's four files, their official md5s and its classes.
 
-This dict is the dataset registry: adding a dataset means an entry here and conf/data/<name>.yaml.
+An IDX dataset is an entry here and conf/data/<name>.yaml; a dataset in another format
+(data/formats/) is only its YAML: its spec comes from its files.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from omegaconf import DictConfig
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 
@@ -14,15 +18,21 @@ ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 class DatasetSpec:
     name: str
     title: str
-    files: dict[str, str]  # role -> file name
-    md5: dict[str, str]  # file name -> md5 of the official .gz, checked on download
     classes: tuple[str, ...]
-    image_shape: tuple[int, int] = (28, 28)  # (height, width), one channel
-    train_size: int = 60_000  # images in the official training file, before the val split
+    files: dict[str, str] = field(default_factory=dict)  # IDX: role -> file name
+    md5: dict[str, str] = field(default_factory=dict)  # IDX: file name -> md5 of the .gz
+    image_shape: tuple[int, int] = (28, 28)  # (height, width)
+    train_size: int = 60_000  # training images before the validation split
+    channels: int = 1  # 1 (grayscale) or 3 (RGB)
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels): what the model builders of both backends take."""
+        return (*self.image_shape, self.channels)
 
 
 def _files(prefix: str = "") -> dict[str, str]:
@@ -32,6 +42,12 @@ def _files(prefix: str = "") -> dict[str, str]:
         "test_images": f"{prefix}t10k-images-idx3-ubyte.gz",
         "test_labels": f"{prefix}t10k-labels-idx1-ubyte.gz",
     }
+
+
+def known_spec(data: DictConfig) -> DatasetSpec | None:
+    """The spec without reading the data: an IDX dataset's; other formats' come from their
+    files (None until read)."""
+    return DATASETS.get(data.name) if data.format == "idx" else None
 
 
 DATASETS: dict[str, DatasetSpec] = {

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 
-from mnistlab.atomic import write_atomically
-from mnistlab.data.catalog import DATASETS, ROLES, DatasetSpec
-from mnistlab.data.download import ensure_files
-from mnistlab.data.idx import read_idx
-from mnistlab.errors import ConfigError, DataError
+from mnistlab.data.cache import cache_dir, read_cached, write_cached
+from mnistlab.data.catalog import DatasetSpec, known_spec
+from mnistlab.data.formats import load as load_dataset
+from mnistlab.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class Splits:
-    """uint8 images (N, 28, 28) and int64 labels; `*_index` are positions in the official files."""
+    """uint8 images (N, H, W, C) and int64 labels; `*_index` are positions in the files'
+    training part."""
 
     spec: DatasetSpec
     files: dict[str, Path]
@@ -48,72 +45,60 @@ class Splits:
         )
 
 
-def read_dataset(folder: Path, spec: DatasetSpec) -> dict[str, np.ndarray]:
-    arrays = {role: read_idx(folder / spec.files[role], 3 if "images" in role else 1)
-              for role in ROLES}
-    for split in ("train", "test"):
-        n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
-        if n_img != n_lab:
-            raise DataError(f"{folder}: {n_img} {split} images but {n_lab} labels")
-        labels = arrays[f"{split}_labels"]
-        if labels.size and labels.max() >= len(spec.classes):
-            raise DataError(f"corrupt data file {folder / spec.files[f'{split}_labels']}: label "
-                            f"{labels.max()} is not a class (0..{len(spec.classes) - 1})")
-    return arrays
+def share_or_count(value: float) -> float | int:
+    """A split size as scikit-learn takes it: below 1 a share of the images, else a count."""
+    return float(value) if value < 1 else int(value)
 
 
-def cache_dir() -> Path:
-    """MNISTLAB_CACHE_DIR, else $XDG_CACHE_HOME/mnistlab, else ~/.cache/mnistlab."""
-    if "MNISTLAB_CACHE_DIR" in os.environ:
-        return Path(os.environ["MNISTLAB_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mnistlab"
+def split_indices(labels: np.ndarray, size: float, seed: int, source: str,
+                  what: str = "data.val_size") -> tuple[np.ndarray, np.ndarray]:
+    """A stratified train_test_split of the positions of `labels`: (kept, cut off).
 
-
-def split_indices(labels: np.ndarray, val_size: int, seed: int,
-                  folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The study's stratified train_test_split of the official training file's positions.
-
-    It depends only on the labels, val_size and seed, so it is computed once and cached under
+    It depends only on the labels, the size and the seed, so it is computed once and cached under
     their checksum: later runs skip it and scikit-learn's import (most of a run's data start-up).
     """
     key = hashlib.sha256(labels.tobytes()).hexdigest()[:16]
-    cache = cache_dir() / "splits" / f"{key}-{len(labels)}-{val_size}-{seed}.npz"
-    # absent or unreadable: computed again
-    with contextlib.suppress(OSError, ValueError, KeyError), np.load(cache) as stored:
+    cache = cache_dir() / "splits" / f"{key}-{len(labels)}-{size:g}-{seed}.npz"
+    stored = read_cached(cache)
+    if stored is not None and {"train", "val"} <= stored.keys():
         return stored["train"], stored["val"]
     from sklearn.model_selection import train_test_split  # slow import: only when not cached
 
     try:
-        train_idx, val_idx = train_test_split(np.arange(len(labels)), test_size=val_size,
-                                              stratify=labels, random_state=seed)
-    except ValueError as e:  # too few images for val_size, or for a class on either side
-        raise ConfigError(f"cannot split the {len(labels)} training images of {folder} with "
-                          f"data.val_size={val_size}: {e}") from None
-    buffer = io.BytesIO()
-    np.savez(buffer, train=train_idx, val=val_idx)
-    with contextlib.suppress(OSError):  # a read-only home only costs the next run the split
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(cache, buffer.getvalue())
-    return train_idx, val_idx
+        kept, cut = train_test_split(np.arange(len(labels)), test_size=share_or_count(size),
+                                     stratify=labels, random_state=seed)
+    except ValueError as e:  # too few images for the size, or for a class on either side
+        raise ConfigError(f"cannot split the {len(labels)} training images of {source} with "
+                          f"{what}={size:g}: {e}") from None
+    write_cached(cache, train=kept, val=cut)
+    return kept, cut
 
 
 def load_splits(data: DictConfig) -> Splits:
-    """Read (downloading if needed) the dataset and split it exactly as the study did."""
-    spec = DATASETS[data.name]
-    folder = Path(data.dir).expanduser().resolve()
-    names = [spec.files[r] for r in ROLES]
-    ensure_files(folder, names, spec.md5, list(data.mirrors), data.download)
-    arrays = read_dataset(folder, spec)
-    labels = arrays["train_labels"].astype(np.int64)
-    train_idx, val_idx = split_indices(labels, data.val_size, data.split_seed, folder)
+    """Read the dataset (downloading an IDX one if needed) and split it: the study's exact
+    split for MNIST; a stratified test part first when the files have none."""
+    loaded = load_dataset(data)
+    source = data.get("dir") or data.get("path") or data.name
+    pool = np.arange(len(loaded.y_train))  # positions in the files' training part
+    x_test, y_test = loaded.x_test, loaded.y_test
+    if x_test is None:
+        pool, test_idx = split_indices(loaded.y_train, data.test_size, data.split_seed, source,
+                                       "data.test_size")
+        x_test, y_test = loaded.x_train[test_idx], loaded.y_train[test_idx]
+    labels = loaded.y_train[pool]
+    train_idx, val_idx = split_indices(labels, data.val_size, data.split_seed, source)
+    train_idx, val_idx = pool[train_idx], pool[val_idx]
     if data.train_subset is not None:
         train_idx = train_idx[: data.train_subset]
-    images = arrays["train_images"]
+    images, labels = loaded.x_train, loaded.y_train
+    height, width, channels = images.shape[1:]
+    spec = known_spec(data) or DatasetSpec(
+        name=data.name, title=loaded.title, classes=loaded.classes,
+        image_shape=(height, width), channels=channels, train_size=len(pool))
     return Splits(
-        spec=spec,
-        files={r: folder / spec.files[r] for r in ROLES},
+        spec=spec, files=loaded.files,
         x_train=images[train_idx], y_train=labels[train_idx],
         x_val=images[val_idx], y_val=labels[val_idx],
-        x_test=arrays["test_images"], y_test=arrays["test_labels"].astype(np.int64),
+        x_test=x_test, y_test=y_test,
         train_index=train_idx, val_index=val_idx,
     )

@@ -1,7 +1,8 @@
 """Exploratory data analysis: ``python -m mnistlab.eda [data=fashion_mnist] [logger=none]``.
 
 Redoes the study's EDA figures on exactly the split the trainers use (``load_splits``, so
-``data.val_size`` and ``data.split_seed`` apply) and writes into ``outputs/eda/<time>/``:
+``data.val_size`` and ``data.split_seed`` apply), for any dataset (any classes, any H x W, gray or
+RGB), and writes into ``outputs/eda/<time>/``:
 
 - ``class_counts.png``: images per class in train, validation and test;
 - ``samples.png``: ``samples_per_class`` random images per class;
@@ -10,14 +11,16 @@ Redoes the study's EDA figures on exactly the split the trainers use (``load_spl
   from the class mean (Euclidean distance, pixels in [0, 1]; kind ``farthest_from_mean``) and
   every image whose ink (the sum of its pixels in [0, 1]) lies beyond ``iqr_factor`` IQR of its
   class's quartiles (kind ``ink_high`` or ``ink_low``);
-- ``stats.json``: counts per split and class, pixel mean and std overall and per class, the
-  outliers per class, and the sha256 of every data file read.
+- ``stats.json``: the image shape, counts per split and class, pixel mean and std overall and per
+  class, the outliers per class, and the data read (the sha256 of each file; a folder by its path).
 
-Pixel statistics and outliers cover the official training file as the split keeps it, train +
-validation (all 60,000 images unless ``data.train_subset`` trims train): that is the set SOURCE.md's
-0.1307/0.3081 describe, and an odd image matters on whichever side of the split it lands. The test
-set is only counted, so that nothing here is tuned on it. ``index`` is an image's position in the
-official training file; ``split`` says whether the trainers see it as train or val.
+Pixel statistics and outliers cover the training images as the split keeps them, train +
+validation (for MNIST the official training file, all 60,000 images unless ``data.train_subset``
+trims train: the set SOURCE.md's 0.1307/0.3081 describe), and an odd image matters on whichever
+side of the split it lands; an RGB image's pixels are those of its three channels. The test set is
+only counted, so that nothing here is tuned on it. ``index`` is an image's position in the
+training images (MNIST's official training file); ``split`` says whether the trainers see it as
+train or val.
 """
 
 from __future__ import annotations
@@ -95,13 +98,25 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_record(path: Path) -> dict[str, str]:
+    """A data file's path and sha256; a folder (an image folder's train/) by its path only, since
+    hashing every image in it would cost as much as the EDA."""
+    return {"path": str(path), "sha256": sha256(path)} if path.is_file() else {"path": str(path)}
+
+
+def training_source(splits: Splits) -> str:
+    """What an image's `index` counts in, for captions: a catalogued (IDX) dataset's official
+    training file, else the training images its format read."""
+    return "the official training file" if splits.spec.md5 else "the training images"
+
+
 @dataclass(frozen=True)
 class Pool:
-    """The official training file's images as the split keeps them (train + val), in file order."""
+    """The training images as the split keeps them (train + val), in file order."""
 
-    x: np.ndarray  # uint8 (N, 28, 28)
+    x: np.ndarray  # uint8 (N, H, W, C)
     y: np.ndarray  # int64 labels
-    index: np.ndarray  # position in the official training file
+    index: np.ndarray  # position in the training images
     split: np.ndarray  # "train" or "val"
 
 
@@ -123,7 +138,7 @@ class ClassStats:
 
     label: int
     members: np.ndarray  # pool positions of the class's images, in file order
-    mean_image: np.ndarray  # (28, 28), pixels in [0, 1]
+    mean_image: np.ndarray  # (H, W, C), pixels in [0, 1]
     pixel_mean: float
     pixel_std: float
     ink: np.ndarray  # sum of each image's pixels in [0, 1]
@@ -140,7 +155,7 @@ def class_stats(pool: Pool, label: int, k: int, iqr_factor: float) -> ClassStats
     """Everything per class in one vectorised pass over that class's images."""
     members = np.flatnonzero(pool.y == label)
     if not len(members):
-        raise DataError(f"class {label} has no image in the training file; wrong dataset?")
+        raise DataError(f"class {label} has no image among the training images; wrong dataset?")
     flat = pool.x[members].reshape(len(members), -1).astype(np.float32) / 255
     mean_image = flat.mean(axis=0, dtype=np.float64)
     ink = flat.sum(axis=1, dtype=np.float64)
@@ -188,17 +203,20 @@ def outlier_rows(pool: Pool, per_class: list[ClassStats], classes: list[str]) ->
 
 def build_stats(cfg: DictConfig, splits: Splits, counts: dict[str, list[int]],
                 per_class: list[ClassStats], rows: list[dict]) -> dict[str, Any]:
-    classes = list(splits.spec.classes)
+    classes, source = list(splits.spec.classes), training_source(splits)
+    channels = splits.x_train.shape[-1]
+    over = f"train+val ({source}), pixel values / 255"
     mean, std = pooled_pixels(per_class)
     return {
         "dataset": cfg.data.name,
         "classes": classes,
+        "input_shape": list(splits.x_train.shape[1:]),  # height, width, channels
         "split": {"val_size": cfg.data.val_size, "split_seed": cfg.data.split_seed,
                   "train_subset": cfg.data.train_subset},
         "counts": counts,  # split -> count per class, in label order
         "totals": {split: sum(values) for split, values in counts.items()},
         "pixels": {
-            "over": "train+val (the official training file), pixel values / 255",
+            "over": over if channels == 1 else f"{over}, all {channels} channels",
             "mean": round(mean, 6),
             "std": round(std, 6),
             "per_class": [{"label": c.label, "class": classes[c.label],
@@ -206,7 +224,7 @@ def build_stats(cfg: DictConfig, splits: Splits, counts: dict[str, list[int]],
                           for c in per_class],
         },
         "outliers": {
-            "over": "train+val; index = position in the official training file",
+            "over": f"train+val; index = position in {source}",
             "outliers_per_class": cfg.outliers_per_class,
             "iqr_factor": cfg.iqr_factor,
             "per_class": [{
@@ -220,8 +238,7 @@ def build_stats(cfg: DictConfig, splits: Splits, counts: dict[str, list[int]],
                         for r in rows if r["label"] == c.label and r["kind"].startswith("ink")],
             } for c in per_class],
         },
-        "files": {role: {"path": str(path), "sha256": sha256(path)}
-                  for role, path in splits.files.items()},
+        "files": {role: file_record(path) for role, path in splits.files.items()},
     }
 
 
@@ -234,7 +251,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 def draw_figures(cfg: DictConfig, splits: Splits, pool: Pool, counts: dict[str, list[int]],
                  per_class: list[ClassStats], run_dir: Path) -> dict[str, Path]:
-    classes, title = list(splits.spec.classes), splits.spec.title
+    classes, title, source = list(splits.spec.classes), splits.spec.title, training_source(splits)
     paths = {name: run_dir / f"{name}.png" for name in FIGURES}
     plot_class_counts(counts, classes, title, paths["class_counts"])
 
@@ -242,7 +259,7 @@ def draw_figures(cfg: DictConfig, splits: Splits, pool: Pool, counts: dict[str, 
     picks = [np.sort(rng.choice(c.members, min(cfg.samples_per_class, len(c.members)),
                                 replace=False)) for c in per_class]
     plot_samples([[Tile(pool.x[p], f"#{pool.index[p]}") for p in pick] for pick in picks],
-                 classes, title, paths["samples"])
+                 classes, title, source, paths["samples"])
 
     plot_mean_images([c.mean_image for c in per_class], [c.pixel_mean for c in per_class],
                      [c.pixel_std for c in per_class], [len(c.members) for c in per_class],
@@ -259,7 +276,7 @@ def draw_figures(cfg: DictConfig, splits: Splits, pool: Pool, counts: dict[str, 
         farthest_tiles=[tile(c, m, f"d = {c.distance[m]:.2f}") for m in c.farthest],
         ink_tiles=[tile(c, m, f"ink = {c.ink[m]:.0f}") for m in c.ink_outliers[:k]],
     ) for c in per_class]
-    plot_outliers(views, cfg.iqr_factor, title, paths["outliers"])
+    plot_outliers(views, cfg.iqr_factor, title, source, paths["outliers"])
     return paths
 
 

@@ -33,7 +33,7 @@ from mnistlab.report.results import (
     build_groups,
     build_rows,
 )
-from mnistlab.report.runs import Run, find_runs, load_run, read_confusion
+from mnistlab.report.runs import Run, find_runs, load_run, read_confusion, read_named_confusion
 from mnistlab.report.tables import (
     EFFECT_CSV_COLUMNS,
     effect_csv_rows,
@@ -43,8 +43,10 @@ from mnistlab.report.tables import (
 )
 from mnistlab.run.provenance import provenance_lines
 
-# Report, read_confusion and flatten are imported from here by callers and tests.
-__all__ = ["NoRunsError", "Report", "analyse", "flatten", "main", "read_confusion", "write_report"]
+# Report, read_confusion, read_named_confusion and flatten are imported from here by callers and
+# tests.
+__all__ = ["NoRunsError", "Report", "analyse", "flatten", "main", "read_confusion",
+           "read_named_confusion", "write_report"]
 
 TEXT_FILES = ["runs.csv", "groups.csv", "effects.csv", "report.md"]
 

@@ -19,10 +19,20 @@ import yaml
 from mnistlab.config import flatten
 
 SKIP_DIRS = frozenset({"wandb", "checkpoints"})  # a logger's or checkpointer's summary.json
-# What an absent key means in configs written before it existed (or after it was removed), so
-# that a report over old and new runs sees no difference that never was.
-# (model.num_classes: runs of mnistlab's first versions, all on 10-class data, recorded it)
-ABSENT_MEANS: dict[str, Any] = {"scheduler.name": "none", "model.num_classes": 10}
+# What an absent key means in configs written before it existed, so that a report over old and
+# new runs sees no difference that never was.
+ABSENT_MEANS: dict[str, Any] = {"scheduler.name": "none"}
+# Keys of earlier configs that are no setting any more, dropped for the same reason:
+# model.num_classes (mnistlab's first versions recorded it; the data now gives the class count)
+RETIRED_KEYS = frozenset({"model.num_classes"})
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """A run's test-set confusions, with the class names its confusion.csv gives."""
+
+    classes: tuple[str, ...]  # in label order
+    matrix: np.ndarray  # KxK, rows true, columns predicted
 
 
 @dataclass
@@ -33,7 +43,7 @@ class Run:
     summary: dict[str, Any]
     config: dict[str, Any] | None  # flattened .hydra/config.yaml, None if unreadable
     metrics: dict[str, list[float]]  # metrics.csv column -> values per epoch
-    confusion: np.ndarray | None = None  # confusion.csv, KxK, rows true, columns predicted
+    confusion: Confusion | None = None  # confusion.csv: its class names and KxK counts
 
 
 def find_runs(dirs: Sequence[Path]) -> list[Path]:
@@ -114,37 +124,49 @@ def read_metrics(path: Path) -> dict[str, list[float]]:
     return columns
 
 
-def read_confusion(path: Path) -> np.ndarray | None:
-    """A run's test-set confusion matrix, or None when confusion.csv is absent or unreadable.
+def read_named_confusion(path: Path) -> Confusion | None:
+    """A run's test-set confusions and class names, or None when confusion.csv is absent or
+    unreadable.
 
-    Format (the trainers write it): CSV, a header row ``true\\pred,0,1,...,K-1``, then one row
-    per true label, ``<label>,<count predicted as 0>,...``: rows are true labels, columns
-    predicted ones, for a dataset of any K classes. Read leniently: blank lines, spaces, a BOM,
-    float counts and any row order are fine; the header is optional (its numeric labels, when
-    given, say which column is which and how many classes there are; without it the columns are
-    0..K-1 for K rows). Anything short of a full KxK matrix is None.
+    Format (the trainers write it): CSV, a header row ``true\\pred,<class>,...`` naming the K
+    classes in label order, then one row per true class, ``<class>,<count predicted as the first
+    class>,...``. Earlier versions named the classes by label (``0..K-1``; MNIST's names still
+    are). Read leniently: blank lines, spaces, a BOM, float counts and any row order are fine;
+    the header is optional (without it the rows are labels 0..K-1 and the columns in that order),
+    and a header of the labels 0..K-1 in another order says which column is which. Anything
+    short of a full KxK matrix is None.
     """
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             records = [[c.strip() for c in r] for r in csv.reader(f) if any(c.strip() for c in r)]
     except (OSError, UnicodeDecodeError, csv.Error):
         return None
-    header = [r for r in records if _class_label(r[0]) is None]
-    body = [r for r in records if _class_label(r[0]) is not None]
-    columns = ([_class_label(c) for c in header[-1][1:]] if header
-               else list(range(len(body))))
-    size = len(columns)
-    if not size:
+    size = len(records[0]) - 1 if records else 0
+    if size < 1 or len(records) not in (size, size + 1):
         return None
+    named = len(records) == size + 1  # a header and K rows; without the header K rows
+    names = records[0][1:] if named else [str(label) for label in range(size)]
+    numbers = [_class_label(n) for n in names]
+    labels = [n for n in numbers if n is not None]
+    numbered = sorted(labels) == list(range(size))  # labels, possibly in another order
+    if not numbered and len(set(names)) < size:
+        return None
+    classes = tuple(str(label) for label in range(size)) if numbered else tuple(names)
+    columns = labels if numbered else list(range(size))
+    rows = {name: label for label, name in enumerate(classes)}
     matrix = np.full((size, size), np.nan)
-    for record in body:
-        label = _class_label(record[0])
-        if not 0 <= label < size or len(record) - 1 != size:
+    for record in records[int(named):]:
+        label = _class_label(record[0]) if numbered else rows.get(record[0])
+        if label is None or not 0 <= label < size or len(record) - 1 != size:
             return None
-        for column, count in zip(columns, record[1:], strict=True):
-            if column is not None and 0 <= column < size:
-                matrix[label, column] = to_float(count)
-    return matrix if np.isfinite(matrix).all() else None
+        matrix[label, columns] = [to_float(count) for count in record[1:]]
+    return Confusion(classes, matrix) if np.isfinite(matrix).all() else None
+
+
+def read_confusion(path: Path) -> np.ndarray | None:
+    """The KxK matrix of confusion.csv alone (see `read_named_confusion`), or None."""
+    confusion = read_named_confusion(path)
+    return None if confusion is None else confusion.matrix
 
 
 def _class_label(text: str) -> int | None:
@@ -160,11 +182,12 @@ def _run_name(path: Path, out_dir: Path) -> str:
 def load_run(path: Path, out_dir: Path) -> Run:
     """Everything the report needs from one run directory, named relative to ``out_dir``."""
     config = _read_yaml(path / ".hydra" / "config.yaml")
-    flat = {**ABSENT_MEANS, **flatten(config)} if isinstance(config, dict) else None
+    flat = ({k: v for k, v in {**ABSENT_MEANS, **flatten(config)}.items() if k not in RETIRED_KEYS}
+            if isinstance(config, dict) else None)
     return Run(
         name=_run_name(path, out_dir),
         summary=_read_summary(path),
         config=flat,
         metrics=read_metrics(path / "metrics.csv"),
-        confusion=read_confusion(path / "confusion.csv"),
+        confusion=read_named_confusion(path / "confusion.csv"),
     )

@@ -11,8 +11,9 @@ import psutil
 from omegaconf import DictConfig
 
 from mnistlab.backends import get_backend
-from mnistlab.config.checks import validate
+from mnistlab.config.checks import check_data, validate
 from mnistlab.data import Splits, load_splits
+from mnistlab.data.catalog import known_spec
 from mnistlab.errors import DiskFullError
 from mnistlab.run.confusion import write_errors
 from mnistlab.run.lifecycle import Job, Tracking, run_job
@@ -57,7 +58,10 @@ class TrainingRun:
 
     def prepare(self, job: Job) -> Splits:
         check_config(self.cfg)
-        return load_splits(self.cfg.data).limited(*sample_limits(self.cfg))
+        data = load_splits(self.cfg.data)
+        if known_spec(self.cfg.data) is None:  # its shape and size are known from now on
+            check_data(self.cfg, data.spec)
+        return data.limited(*sample_limits(self.cfg))
 
     def execute(self, job: Job, data: Splits) -> FitResult:
         self.n_train = len(data.x_train)

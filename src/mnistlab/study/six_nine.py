@@ -13,6 +13,7 @@ from mnistlab.report.tables import diff_cells, markdown_lines, stat_cell
 
 SIX_NINE_FACTOR = "aug.name"  # what the 6<->9 confusions are compared by
 DIGITS = ("mnist",)  # datasets whose classes 6 and 9 are the digits
+DIGIT_NAMES = tuple(str(d) for d in range(10))  # their confusion.csv's classes
 
 
 def six_nine_counts(runs: Sequence[Run]) -> dict[str, list[float]]:
@@ -20,9 +21,10 @@ def six_nine_counts(runs: Sequence[Run]) -> dict[str, list[float]]:
     counts: dict[str, list[float]] = {}
     for run in runs:
         digits = run.config is not None and run.config.get("data.name") in DIGITS
-        if digits and run.confusion is not None and len(run.confusion) == 10:
+        if digits and run.confusion is not None and run.confusion.classes == DIGIT_NAMES:
+            matrix = run.confusion.matrix
             level = level_of(run.config, SIX_NINE_FACTOR)
-            counts.setdefault(level, []).append(float(run.confusion[6, 9] + run.confusion[9, 6]))
+            counts.setdefault(level, []).append(float(matrix[6, 9] + matrix[9, 6]))
     return dict(sorted(counts.items(), key=lambda item: level_key(item[0])))
 
 

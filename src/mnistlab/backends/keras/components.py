@@ -36,7 +36,7 @@ def build_model(keras: Any, cfg: DictConfig, spec: DatasetSpec, steps_per_epoch:
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(PRECISION_POLICIES[str(cfg.trainer.precision)])
     try:  # layers take the policy when built; the global one goes back afterwards
-        model = MODELS[cfg.model.name](cfg.model, spec.image_shape, spec.num_classes,
+        model = MODELS[cfg.model.name](cfg.model, spec.input_shape, spec.num_classes,
                                        cfg.regularization.weight,
                                        AUGMENTATIONS[cfg.aug.name](cfg.aug))
     finally:
@@ -52,8 +52,9 @@ def build_model(keras: Any, cfg: DictConfig, spec: DatasetSpec, steps_per_epoch:
 
 
 def as_images(x: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W) -> float32 (N, H, W, 1) in [0, 1], in one float copy."""
-    images = x.astype(np.float32)[..., None]
+    """uint8 (N, H, W, C), as every dataset is stored (Keras' channels-last), -> float32 in
+    [0, 1], in one float copy."""
+    images = x.astype(np.float32)
     images /= np.float32(255)
     return images
 

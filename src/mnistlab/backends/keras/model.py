@@ -6,6 +6,7 @@ Import this only after `env.import_keras` has chosen the backend.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -13,45 +14,137 @@ from omegaconf import DictConfig
 
 from mnistlab.registry import Registry
 
-# (model config, image (height, width), classes, L2 weight, preprocessing layers) -> a model
-ModelBuilder = Callable[[DictConfig, tuple[int, int], int, float, Sequence[keras.layers.Layer]],
-                        keras.Model]
+# (model config, input (height, width, channels), classes, L2 weight, preprocessing layers) ->
+# a model from (N, H, W, C) floats to logits
+ModelBuilder = Callable[[DictConfig, tuple[int, int, int], int, float,
+                         Sequence[keras.layers.Layer]], keras.Model]
 MODELS: Registry[ModelBuilder] = Registry("model")
 
 
+def regularizer(l2_weight: float) -> keras.regularizers.Regularizer | None:
+    """weight * sum(w^2) of a kernel, added to the loss: lightning/model.l2_penalty's term."""
+    return keras.regularizers.L2(l2_weight) if l2_weight > 0 else None
+
+
 @MODELS.register("cnn")
-def build_cnn(model: DictConfig, image_shape: tuple[int, int], num_classes: int,
+def build_cnn(model: DictConfig, input_shape: tuple[int, int, int], num_classes: int,
               l2_weight: float = 0.0,
               preprocessing: Sequence[keras.layers.Layer] = ()) -> keras.Sequential:
     """Conv-MaxPool-ReLU per entry of `channels` -> Flatten -> Dropout -> Dense-ReLU -> Dense
     (pooling before the ReLU: the same function and gradients as the study's Conv-ReLU-MaxPool,
     with a quarter of the ReLU's work; lightning/model.py says why).
 
-    Input: float images in [0, 1], (N, H, W, 1) channels_last; output: logits, like the torch
+    Input: float images in [0, 1], (N, H, W, C) channels_last; output: logits, like the torch
     network. `preprocessing` layers (augmentation, active only when training) go first. With
     l2_weight > 0 every conv and dense kernel, not bias, gets keras.regularizers.L2(l2_weight):
     weight * sum(w^2) added to the loss, which is what lightning/model.l2_penalty computes.
     Initialisation: Keras' defaults (Glorot uniform kernels, zero biases), as the torch model's.
+    padding="same" at stride 1 pads as torch's "same" does.
     """
-    def reg() -> keras.regularizers.Regularizer | None:
-        return keras.regularizers.L2(l2_weight) if l2_weight > 0 else None
-
-    layers: list[keras.layers.Layer] = [keras.Input((*image_shape, 1)), *preprocessing]
+    layers: list[keras.layers.Layer] = [keras.Input(input_shape), *preprocessing]
     for ch in model.channels:
         layers += [
-            keras.layers.Conv2D(ch, model.kernel_size, padding="valid",
-                                data_format="channels_last", kernel_regularizer=reg()),
+            keras.layers.Conv2D(ch, model.kernel_size, padding=model.padding,
+                                data_format="channels_last",
+                                kernel_regularizer=regularizer(l2_weight)),
             keras.layers.MaxPooling2D(2, data_format="channels_last"),
             keras.layers.ReLU(),
         ]
     layers += [
         keras.layers.Flatten(),
         keras.layers.Dropout(model.dropout),
-        keras.layers.Dense(model.dense_units, activation="relu", kernel_regularizer=reg()),
-        # float32 logits also under a mixed-precision policy, for a stable softmax cross-entropy
-        keras.layers.Dense(num_classes, kernel_regularizer=reg(), dtype="float32"),
+        keras.layers.Dense(model.dense_units, activation="relu",
+                           kernel_regularizer=regularizer(l2_weight)),
+        logits(num_classes, l2_weight),
     ]
     return keras.Sequential(layers, name="cnn")
+
+
+def logits(num_classes: int, l2_weight: float, name: str | None = None) -> keras.layers.Dense:
+    """float32 logits also under a mixed-precision policy, for a stable softmax cross-entropy."""
+    return keras.layers.Dense(num_classes, kernel_regularizer=regularizer(l2_weight),
+                              dtype="float32", name=name)
+
+
+@MODELS.register("mlp")
+def build_mlp(model: DictConfig, input_shape: tuple[int, int, int], num_classes: int,
+              l2_weight: float = 0.0,
+              preprocessing: Sequence[keras.layers.Layer] = ()) -> keras.Sequential:
+    """Flatten -> Dense-ReLU-Dropout per entry of `hidden` -> Dense, as lightning/model.py's
+    (which flattens (C, H, W) where this flattens (H, W, C))."""
+    layers: list[keras.layers.Layer] = [keras.Input(input_shape), *preprocessing,
+                                        keras.layers.Flatten()]
+    for units in model.hidden:
+        layers += [keras.layers.Dense(units, activation="relu",
+                                      kernel_regularizer=regularizer(l2_weight)),
+                   keras.layers.Dropout(model.dropout)]
+    layers.append(logits(num_classes, l2_weight))
+    return keras.Sequential(layers, name="mlp")
+
+
+@keras.saving.register_keras_serializable(package="mnistlab")
+class BatchNorm(keras.layers.BatchNormalization):
+    """BatchNormalization with torch's moving variance: updated from the unbiased batch variance
+    (times n / (n - 1), n the values per channel), where Keras' uses the biased one. The batch
+    itself is normalised with the biased variance on both, so without this only the inference
+    after training would differ, by n / (n - 1): visible with small batches and small maps."""
+
+    def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
+        if not (training and self.trainable):
+            return super().call(inputs, training=training, mask=mask)
+        ops = keras.ops
+        x = ops.cast(inputs, "float32")  # as Keras' BN: statistics in float32 under bf16 too
+        mean, variance = ops.moments(x, axes=list(range(len(x.shape) - 1)))
+        n = ops.cast(ops.size(x), "float32") / x.shape[-1]
+        m = self.momentum
+        self.moving_mean.assign(self.moving_mean * m + mean * (1 - m))
+        self.moving_variance.assign(self.moving_variance * m
+                                    + variance * (n / (n - 1)) * (1 - m))
+        out = ops.batch_normalization(x, mean, variance, axis=-1, offset=self.beta,
+                                      scale=self.gamma, epsilon=self.epsilon)
+        return ops.cast(out, self.compute_dtype)
+
+
+@MODELS.register("resnet")
+def build_resnet(model: DictConfig, input_shape: tuple[int, int, int], num_classes: int,
+                 l2_weight: float = 0.0,
+                 preprocessing: Sequence[keras.layers.Layer] = ()) -> keras.Model:
+    """conv3x3-BN-ReLU stem -> `blocks` basic blocks per entry of `widths`, the first of each
+    stage after the first with stride 2 -> global average pooling -> Dense, as
+    lightning/model.py's, with the same layer names.
+
+    A stride-2 3x3 conv pads explicitly, one zero on every side as torch's padding=1: Keras'
+    "same" would pad 0 before and 1 after an even side, sampling other pixels. At stride 1
+    "same" is symmetric. BN: `bn_momentum` is torch's, so Keras' momentum is 1 - bn_momentum.
+    """
+    def conv(x: Any, filters: int, size: int, stride: int, name: str) -> Any:
+        if size == 3 and stride == 2:
+            x = keras.layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+        return keras.layers.Conv2D(filters, size, stride, use_bias=False, name=name,
+                                   padding="same" if stride == 1 else "valid",
+                                   kernel_regularizer=regularizer(l2_weight))(x)
+
+    def bn(x: Any, name: str) -> Any:
+        return BatchNorm(momentum=1 - model.bn_momentum, epsilon=model.bn_eps, name=name)(x)
+
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for layer in preprocessing:
+        x = layer(x)
+    width = model.widths[0]
+    x = keras.layers.ReLU()(bn(conv(x, width, 3, 1, "stem_conv"), "stem_bn"))
+    for stage, out_ch in enumerate(model.widths, 1):
+        for block in range(1, model.blocks + 1):
+            name, stride = f"stage{stage}_block{block}", 2 if stage > 1 and block == 1 else 1
+            out = keras.layers.ReLU()(bn(conv(x, out_ch, 3, stride, f"{name}_conv1"),
+                                         f"{name}_bn1"))
+            out = bn(conv(out, out_ch, 3, 1, f"{name}_conv2"), f"{name}_bn2")
+            if stride != 1 or width != out_ch:
+                x = bn(conv(x, out_ch, 1, stride, f"{name}_proj"), f"{name}_proj_bn")
+            x = keras.layers.ReLU()(keras.layers.Add()([out, x]))
+            width = out_ch
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, logits(num_classes, l2_weight, "logits")(x), name="resnet")
 
 
 def count_params(model: keras.Model) -> int:

@@ -29,7 +29,7 @@ def registries() -> dict[str, Registry[Any]]:
 def build_network(cfg: DictConfig, spec: DatasetSpec) -> nn.Module:
     """The model in channels-last memory format, which oneDNN's (and cuDNN's) convolutions use
     natively; in torch's default, every convolution reorders its input and output."""
-    net = MODELS[cfg.model.name](cfg.model, spec.image_shape, spec.num_classes)
+    net = MODELS[cfg.model.name](cfg.model, spec.input_shape, spec.num_classes)
     return net.to(memory_format=torch.channels_last)
 
 
@@ -47,5 +47,8 @@ def build_optimizer(cfg: DictConfig, params: Iterable,
 
 
 def as_images(x: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, H, W) -> float (N, 1, H, W) in [0, 1], on x's device."""
-    return x.unsqueeze(1).float().div_(255)
+    """uint8 (N, H, W, C), as every dataset is stored, -> float (N, C, H, W) in [0, 1] on x's
+    device: torch's channels-first shape, whose strides stay channels-last (the network's
+    memory format), so the conversion is one copy and no reorder. The one place the torch
+    side turns stored images into network input."""
+    return x.permute(0, 3, 1, 2).float().div_(255)

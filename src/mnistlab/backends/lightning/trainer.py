@@ -27,7 +27,7 @@ from mnistlab.atomic import write_atomically
 from mnistlab.backends.lightning.batches import TensorBatches
 from mnistlab.backends.lightning.components import as_images
 from mnistlab.backends.lightning.model import count_params
-from mnistlab.backends.lightning.module import CNNModule
+from mnistlab.backends.lightning.module import ClassifierModule
 from mnistlab.backends.lightning.quiet import quiet_lightning
 from mnistlab.data import Splits
 from mnistlab.errors import ConfigError, unreadable_checkpoint
@@ -211,7 +211,7 @@ def _fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
                           **shard)
     val = TensorBatches(data.x_val, data.y_val, ebs, device, **shard)
     test = TensorBatches(data.x_test, data.y_test, ebs, device, **shard)
-    module = CNNModule(cfg, data.spec, steps_per_epoch(cfg, data))
+    module = ClassifierModule(cfg, data.spec, steps_per_epoch(cfg, data))
     ckpt = resume_path(folder / "last.ckpt") if ctx.resume else None
     with torch_cuda_checks():
         trainer.fit(module, train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt,
@@ -225,7 +225,7 @@ def _fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
 
 
 @torch.no_grad()
-def predict(module: CNNModule, data: Splits, batch_size: int,
+def predict(module: ClassifierModule, data: Splits, batch_size: int,
             device: torch.device) -> Predictions:
     """Class and softmax probability of each test image, with the weights trainer.test used."""
     module.eval().to(device)
