@@ -189,6 +189,26 @@ def centroids(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (x * rows).sum(axis=(1, 2)) / mass, (x * cols).sum(axis=(1, 2)) / mass
 
 
+@pytest.mark.parametrize("aug", [dict(name="flip", horizontal_p=0.5, vertical_p=0.5),
+                                 dict(name="shift_rotate", rotation_degrees=30, shift_x=0.2,
+                                      shift_y=0.2)], ids=["flip", "shift_rotate"])
+def test_augmentations_move_every_channel_alike(aug: dict) -> None:
+    """An RGB batch whose channels are one image scaled by 1, 0.5, 0.25 stays so: each image's
+    random transform is drawn once and applied to all its channels."""
+    base = np.random.default_rng(0).random((16, SIZE, SIZE), dtype=np.float32)
+    rgb = np.stack([base, base * 0.5, base * 0.25], axis=-1)  # (N, H, W, C)
+    cfg = group_config("aug", aug)
+    torch_out = torch_augment.AUGMENTATIONS[aug["name"]](cfg)(
+        torch.from_numpy(rgb).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    keras_out = keras.ops.convert_to_tensor(rgb)
+    for layer in keras_augment.AUGMENTATIONS[aug["name"]](cfg):
+        keras_out = layer(keras_out, training=True)
+    for out in (torch_out, keras.ops.convert_to_numpy(keras_out)):
+        assert not np.allclose(out[..., 0], base)  # transformed
+        np.testing.assert_allclose(out[..., 1], out[..., 0] * 0.5, atol=1e-6)
+        np.testing.assert_allclose(out[..., 2], out[..., 0] * 0.25, atol=1e-6)
+
+
 def shift_rotate(degrees: float, shift_x: float, shift_y: float) -> dict:
     return dict(name="shift_rotate", rotation_degrees=degrees, shift_x=shift_x, shift_y=shift_y)
 
