@@ -12,10 +12,7 @@ import pytest
 
 from mnistlab.config.checks import validate
 from tests.conftest import run_dirs, train_here
-
-TINY = ["trainer=debug", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-        "trainer.limit_test_batches=1", "data.val_size=100", "data.batch_size=32",
-        "data.eval_batch_size=50", "logger=none"]
+from tests.run.test_fast_recipe import TINY  # the tiny data's batches, as for the fast recipe
 
 
 def test_best_composes_and_validates(compose_cfg) -> None:
