@@ -140,6 +140,14 @@ def pytest_configure(config: pytest.Config) -> None:
     os.sched_setaffinity(0, cpus[index::count] or [cpus[index % len(cpus)]])
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `real` marker for every test whose name says real: CI (.ci/run) fails when one of
+    them is skipped, and `pytest -m real` runs them alone."""
+    for item in items:
+        if "real" in item.name:
+            item.add_marker(pytest.mark.real)
+
+
 @pytest.fixture(autouse=True)
 def _offline_wandb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MNISTLAB_CACHE_DIR", str(tmp_path / "cache"))  # the split cache
@@ -189,11 +197,17 @@ def train_here(*overrides: str, output: Path) -> subprocess.CompletedProcess:
     DDP's processes, Slurm) stays with run_train. The exit code is SystemExit's (1 and the
     traceback for an exception, as Python gives); this process's argv, environment, logging,
     signal handlers and warning filters are put back afterwards."""
+    return script_here("train.py", *overrides, output=output)
+
+
+def script_here(script: str, *overrides: str, output: Path) -> subprocess.CompletedProcess:
+    """An entry script of the repo root (train.py, eval.py, predict.py, export.py) run in this
+    process as train_here runs train.py."""
     # Lightning's import sets an environment variable for good; imported now, the restore of the
     # environment below keeps it, as a later import in this process would find it
     import mnistlab.backends.lightning.trainer  # noqa: F401
 
-    argv = ["train.py", *overrides, f"paths.output={output}"]
+    argv = [script, *overrides, f"paths.output={output}"]
     out, err = io.StringIO(), io.StringIO()
     saved_argv, saved_env, saved_cwd = sys.argv, dict(os.environ), os.getcwd()
     root = logging.getLogger()
@@ -208,7 +222,7 @@ def train_here(*overrides: str, output: Path) -> subprocess.CompletedProcess:
         os.chdir(REPO_ROOT)
         with redirect_stdout(out), redirect_stderr(err), warnings.catch_warnings():
             try:
-                runpy.run_path(str(REPO_ROOT / "train.py"), run_name="__main__")
+                runpy.run_path(str(REPO_ROOT / script), run_name="__main__")
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else int(e.code is not None)
             except Exception:

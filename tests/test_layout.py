@@ -21,7 +21,7 @@ LAYERS = [
     ("training",),  # the contract a backend implements, and what it uses while training
     ("backends",),  # lightning/, keras/: the only place that names a backend
     ("run",),  # a job's life: the Hydra app, run directory, tracking, outputs
-    ("report", "eda"),  # what reads finished runs, and the data exploration
+    ("report", "eda", "inference"),  # what reads finished runs or uses them; data exploration
     ("study", "bench"),  # the student study's plug-in, and the speed bench
     ("sweepers",),  # Hydra plug-ins
 ]

@@ -33,6 +33,7 @@ from mnistlab.report.results import (
     build_groups,
     build_rows,
 )
+from mnistlab.report.robustness import robustness_section
 from mnistlab.report.runs import Run, find_runs, load_run, read_confusion, read_named_confusion
 from mnistlab.report.tables import (
     EFFECT_CSV_COLUMNS,
@@ -80,7 +81,8 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = [load_run(p, out_dir) for p in run_dirs]
     report = analyse(runs, out_dir, job_counts)
-    add_sections(report, runs, installed_hooks() if hooks is None else hooks)
+    add_sections(report, runs, [robustness_section,
+                                *(installed_hooks() if hooks is None else hooks)])
     report.provenance = provenance_lines(dirs, [run.summary for run in runs])
     write_files(report, runs)
     if show:

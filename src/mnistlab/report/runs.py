@@ -9,7 +9,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ class Run:
     config: dict[str, Any] | None  # flattened .hydra/config.yaml, None if unreadable
     metrics: dict[str, list[float]]  # metrics.csv column -> values per epoch
     confusion: Confusion | None = None  # confusion.csv: its class names and KxK counts
+    # eval.py's robustness.csv on the run's own test set: transform -> [(strength, accuracy)]
+    robustness: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
 
 def find_runs(dirs: Sequence[Path]) -> list[Path]:
@@ -190,4 +192,19 @@ def load_run(path: Path, out_dir: Path) -> Run:
         config=flat,
         metrics=read_metrics(path / "metrics.csv"),
         confusion=read_named_confusion(path / "confusion.csv"),
+        robustness=read_robustness(path, (flat or {}).get("data.name")),
     )
+
+
+def read_robustness(path: Path, dataset: Any) -> dict[str, list[tuple[float, float]]]:
+    """eval.py's curves of the best checkpoint on the run's own test set
+    (eval/best-<data>-test/robustness.csv); {} when it was not evaluated so."""
+    curves: dict[str, list[tuple[float, float]]] = {}
+    try:
+        with (path / "eval" / f"best-{dataset}-test" / "robustness.csv").open() as f:
+            for row in csv.DictReader(f):
+                curves.setdefault(row["transform"], []).append(
+                    (float(row["strength"]), float(row["accuracy"])))
+    except (OSError, KeyError, ValueError):
+        return {}
+    return curves

@@ -1,12 +1,12 @@
-"""What a backend's `fit` gets and gives back: the contract between the framework and each
-backend (`mnistlab.backends`)."""
+"""What a backend's `fit` gets and gives back, and what its loaded checkpoint can do: the
+contract between the framework and each backend (`mnistlab.backends`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from omegaconf import DictConfig
@@ -31,6 +31,19 @@ class FitResult:
     test_loss: float
     test_acc: float
     test_predictions: Predictions | None = None  # the best checkpoint's, on rank 0
+
+
+class Classifier(Protocol):
+    """A finished run's network, loaded by its backend (`Backend.load_classifier`)."""
+
+    def logits(self, x: np.ndarray, batch_size: int, precision: str | None = None) -> np.ndarray:
+        """uint8 (N, H, W, C) images -> float32 logits (N, classes), at the run's
+        trainer.precision unless `precision` says otherwise ("32-true": fp32)."""
+        ...
+
+    def export_onnx(self, path: Path, input_shape: tuple[int, int, int]) -> None:
+        """The fp32 network as ONNX: (N, H, W, C) floats in [0, 1] -> logits, batch dynamic."""
+        ...
 
 
 def _nothing() -> None:

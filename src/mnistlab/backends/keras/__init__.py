@@ -30,4 +30,4 @@ def check(cfg: DictConfig) -> None:
 
 
 BACKEND = Backend(name="keras", schema=KerasBackendConfig, package=__name__,
-                  packages=("tensorflow", "keras"), checks=check)
+                  packages=("tensorflow", "keras"), checkpoint_suffix=".keras", checks=check)

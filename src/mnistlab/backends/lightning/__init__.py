@@ -32,4 +32,4 @@ def check(cfg: DictConfig) -> None:
 
 
 BACKEND = Backend(name="lightning", schema=BackendConfig, package=__name__,
-                  packages=("torch", "pytorch-lightning"), checks=check)
+                  packages=("torch", "pytorch-lightning"), checkpoint_suffix=".ckpt", checks=check)
