@@ -74,6 +74,16 @@ def test_eval_last_checkpoint_on_the_validation_split(runs: dict[str, Path],
     assert metrics["checkpoint"].endswith("last.ckpt")
 
 
+def test_eval_multirun_evaluates_each_run_in_a_job(runs: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    done = command("eval.py", tmp_path, "-m", f"run={runs['lightning']},{runs['keras']}",
+                   "eval.split=train")
+    assert done.returncode == 0, done.stderr[-3000:]
+    for run in runs.values():
+        metrics = json.loads((run / "eval" / "best-mnist-train" / "metrics.json").read_text())
+        assert metrics["split"] == "train" and metrics["run"] == str(run)
+
+
 def test_eval_ensemble_over_a_folder_of_runs(runs: dict[str, Path], tmp_path: Path) -> None:
     """A folder holding run directories stands for them; the ensemble averages their softmax."""
     folder = tmp_path / "sweep"

@@ -195,6 +195,10 @@ def track(run: FinishedRun, folder: Path, metrics: dict[str, Any]) -> None:
                             job_type="eval", tags=["eval", f"backend:{run.backend.name}"],
                             group=tracking_group(run))
     try:
+        import wandb
+
+        wandb_run.log({f"eval/{png.stem}": wandb.Image(str(png))
+                       for png in sorted(folder.glob("*.png"))})
         wandb_run.summary.update({f"eval/{k}": metrics[k] for k in ("accuracy", "loss")})
         for r in metrics.get("robustness", []):
             wandb_run.summary[f"eval/robustness/{r['transform']}/{r['strength']:g}"] = r[

@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from mnistlab.config.checks import check_rules, field_rules
 from mnistlab.errors import DataError
 from mnistlab.inference.onnx_model import ModelInfo, OnnxClassifier
+from mnistlab.inference.options import ExportConfig
 from mnistlab.inference.runs import FinishedRun, dark_background, open_run
 from mnistlab.run.summary import write_json_atomically
 from mnistlab.training.contract import Classifier
@@ -137,6 +139,7 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def main(cfg: DictConfig) -> None:
+    check_rules(cfg, field_rules(ExportConfig))
     for name in ("onnxscript", "onnx_ir", "tf2onnx"):  # their INFO lines: each pass they run
         logging.getLogger(name).setLevel(logging.WARNING)
     run = open_run(cfg.run)

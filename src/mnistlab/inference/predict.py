@@ -21,8 +21,10 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.atomic import write_atomically
+from mnistlab.config.checks import check_rules, field_rules
 from mnistlab.errors import ConfigError, DataError
 from mnistlab.inference.inputs import read_inputs
+from mnistlab.inference.options import PredictConfig
 
 COLUMNS = ("file", "class", "probability", "top", "inverted")
 
@@ -113,6 +115,7 @@ def output_folder() -> Path:
 
 
 def main(cfg: DictConfig) -> list[dict[str, Any]]:
+    check_rules(cfg, field_rules(PredictConfig))
     if (cfg.run is None) == (cfg.onnx is None):
         raise ConfigError("give either run=<run dir> or model=<file.onnx> (exported by "
                           "export.py), not both and not neither")

@@ -17,7 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mnistlab.config import CONF_DIR
-from mnistlab.errors import USER_ERRORS, fail, show_tracebacks
+from mnistlab.errors import USER_ERRORS, fail, one_line, show_tracebacks
 from mnistlab.run.configs import register_configs
 from mnistlab.run.rundir import expand_resume
 
@@ -43,21 +43,27 @@ def run_app(task: Callable[[DictConfig], Any], config_name: str, *,
 
 
 def _discarding_output(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """A user error inside the job is one line there (not Hydra's "Error executing job" and a
+    traceback); a single run's folder goes with it, a sweep's job keeps its log and the sweep
+    goes on."""
     @functools.wraps(task)
     def run(cfg: DictConfig) -> Any:
         try:
             return task(cfg)
-        except USER_ERRORS:
+        except USER_ERRORS as e:
             hydra_cfg = HydraConfig.get()
-            if hydra_cfg.mode == RunMode.RUN:  # a sweep's folder holds the other jobs too
-                folder = Path(hydra_cfg.runtime.output_dir).resolve()
-                root = logging.getLogger()
-                for handler in root.handlers[:]:  # the job's log file, in that folder
-                    if (isinstance(handler, logging.FileHandler)
-                            and Path(handler.baseFilename).resolve().is_relative_to(folder)):
-                        root.removeHandler(handler)
-                        handler.close()
-                shutil.rmtree(folder, ignore_errors=True)
-            raise
+            if hydra_cfg.mode != RunMode.RUN:
+                sys.stderr.write(f"error: {hydra_cfg.job.name} #{hydra_cfg.job.num}: "
+                                 f"{one_line(e)}\n")
+                return None
+            folder = Path(hydra_cfg.runtime.output_dir).resolve()
+            root = logging.getLogger()
+            for handler in root.handlers[:]:  # the job's log file, in that folder
+                if (isinstance(handler, logging.FileHandler)
+                        and Path(handler.baseFilename).resolve().is_relative_to(folder)):
+                    root.removeHandler(handler)
+                    handler.close()
+            shutil.rmtree(folder, ignore_errors=True)
+            fail(e)
 
     return run
