@@ -327,3 +327,34 @@ def test_no_requeue_left_ends_the_job_with_submitits_reason(submitit_job) -> Non
         interrupts.check()
     assert signal.getsignal(signal.SIGUSR2) is declines
     signal.signal(signal.SIGUSR2, requeue)
+
+
+@pytest.mark.slurm
+def test_slurm_pruned_optuna_search_reports_every_epoch_through_the_journal(
+        slurm: str, tiny_data: Path, tmp_path: Path, cleanup: None) -> None:
+    """Three trials, each a Slurm job that reports its epochs to the study in Optuna's journal
+    file and is pruned by the median of the earlier ones when worse."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from mnistlab.training.pruning import open_storage
+
+    sweep = tmp_path / "sweep"
+    proc = start("-m", "sweeps=optuna", *SLURM, "hydra.launcher.timeout_min=10",
+                 "hydra.sweeper.n_trials=3", "hydra.sweeper.storage=journal",
+                 "hydra.sweeper.pruner.name=median", "hydra.sweeper.pruner.n_startup_trials=1",
+                 "trainer=debug", "trainer.max_epochs=3", *RECIPE, f"paths.data={tiny_data}",
+                 f"hydra.sweep.dir={sweep}", f"paths.output={tmp_path / 'out'}")
+    code, output = finish(proc, timeout=400)
+    assert code == 0, output
+    study = optuna.load_study(study_name="mnistlab",
+                              storage=open_storage(f"journal:{sweep / 'optuna.journal'}"))
+    assert len(study.trials) == 3 and len(job_ids(sweep)) == 3
+    for trial in study.trials:
+        summary = json.loads((sweep / str(trial.number) / "summary.json").read_text())
+        assert trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        assert summary["status"] == ("pruned" if trial.state == TrialState.PRUNED
+                                     else "completed")
+        # every epoch the job trained was reported from its Slurm job
+        assert sorted(trial.intermediate_values) == list(
+            range(1, summary["epochs_completed"] + 1))

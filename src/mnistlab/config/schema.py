@@ -271,6 +271,16 @@ class WandbConfig(LoggerConfig):
 
 
 @dataclass
+class OptunaTrialConfig:
+    """Set by the Optuna sweeper (sweeps=optuna) when it prunes: where the job's trial lives, so
+    that the job reports each epoch to it (mnistlab.training.pruning). null: not a trial."""
+
+    storage: str | None = None  # a database URL or journal:<file>
+    study: str | None = None
+    trial: int | None = None
+
+
+@dataclass
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = MISSING
@@ -283,6 +293,7 @@ class Config:
     trainer: TrainerConfig = MISSING
     logger: LoggerConfig = MISSING
     experiment: str | None = None
+    optuna: OptunaTrialConfig = field(default_factory=OptunaTrialConfig)
 
 
 # group -> option -> schema; the backend group's schemas are the backends' (config.store)

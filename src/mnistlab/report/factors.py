@@ -20,7 +20,8 @@ from mnistlab.report.runs import Run, natural_key, to_float
 # Keys that differ between jobs without changing any result: never factors, never split groups.
 # Unlike mnistlab.run.rundir.NEUTRAL_KEYS (what may differ between the starts of one run) they also
 # cover hydra.*, experiment and data.eval_batch_size, and dotted keys match whole, not as prefixes.
-NON_RESULT_ROOTS = frozenset({"paths", "logger", "hydra", "sweeps", "experiment"})
+# optuna: a search's handle on each job's trial (storage, study, number), set by its sweeper
+NON_RESULT_ROOTS = frozenset({"paths", "logger", "hydra", "sweeps", "experiment", "optuna"})
 NON_RESULT_KEYS = frozenset(
     {"trainer.progress_bar", "data.dir", "data.mirrors", "data.download", "data.eval_batch_size"}
 )

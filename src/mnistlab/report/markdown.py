@@ -22,8 +22,11 @@ from mnistlab.report.tables import (
 
 
 def _summary_lines(report: Report) -> list[str]:
-    rows, failed = report.rows, report.failed
-    summary = f"{len(rows)} run(s): {len(rows) - len(failed)} completed, {len(failed)} failed."
+    rows, failed, pruned = report.rows, report.failed, report.pruned
+    completed = len(rows) - len(failed) - len(pruned)
+    summary = f"{len(rows)} run(s): {completed} completed, "
+    summary += f"{len(pruned)} pruned, " if pruned else ""
+    summary += f"{len(failed)} failed."
     best = rows[0]
     if best["status"] == "completed" and best["val_acc"] is not None:
         summary += f" Best: `{best['run']}` (val_acc {best['val_acc']:.4f})."
@@ -93,6 +96,18 @@ def _effect_lines(report: Report) -> list[str]:
     return lines
 
 
+def _pruned_lines(pruned: Sequence[dict]) -> list[str]:
+    """Runs an Optuna search stopped early: listed apart from the failures (none: no section)."""
+    if not pruned:
+        return []
+    return ["## Pruned runs", "",
+            "Stopped by the Optuna search's pruner after the epoch given; their trials hold the "
+            "last validation accuracy reported.", "",
+            *(f"- `{row['run']}`: after epoch {row['epochs']}, val_acc {row['val_acc']:.4f}"
+              if row["val_acc"] is not None else f"- `{row['run']}`: after epoch {row['epochs']}"
+              for row in pruned)]
+
+
 def _failed_lines(failed: Sequence[dict]) -> list[str]:
     lines = ["## Failed jobs", ""]
     for row in failed:
@@ -150,6 +165,7 @@ def report_markdown(report: Report) -> str:
         _group_lines(report),
         _effect_lines(report),
         *(section.markdown for section in report.sections),
+        _pruned_lines(report.pruned),
         _failed_lines(report.failed),
         _overfit_lines(report.reasons),
         _plot_lines(report.paths),

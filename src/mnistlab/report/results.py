@@ -33,6 +33,7 @@ OVERFIT_RISING_EPOCHS = 3
 # ...or when train_acc - val_acc exceeds this. Train accuracy is measured with dropout and
 # augmentation on, so a negative gap is normal and never counts.
 OVERFIT_GAP = 0.05
+PRUNED = "pruned"  # summary.json's status of a run an Optuna search's pruner stopped
 RESULT_COLUMNS = (
     "status", "epochs", "train_acc", "val_acc", "test_acc", "best_val_acc", "best_epoch", "gap",
     "wall_seconds", "overfit", "error",
@@ -68,7 +69,12 @@ class Report:
 
     @property
     def failed(self) -> list[dict[str, Any]]:
-        return [r for r in self.rows if r["status"] != "completed"]
+        return [r for r in self.rows if r["status"] not in ("completed", PRUNED)]
+
+    @property
+    def pruned(self) -> list[dict[str, Any]]:
+        """Runs an Optuna search's pruner stopped: answers, not failures."""
+        return [r for r in self.rows if r["status"] == PRUNED]
 
 
 def _rising_val_loss(metrics: dict[str, list[float]]) -> str | None:
@@ -116,7 +122,8 @@ def build_rows(runs: Sequence[Run], varying: Sequence[str]) -> tuple[list[dict],
         s = run.summary
         train, val = _num(s.get("train_acc")), _num(s.get("val_acc"))
         gap = round(train - val, 10) if train is not None and val is not None else None
-        reason = overfit_reason(run.metrics, gap)
+        # a pruned run stopped early on purpose: its short curve says nothing of overfitting
+        reason = overfit_reason(run.metrics, gap) if s.get("status") != PRUNED else ""
         if reason:
             reasons[run.name] = reason
         best_epoch, epochs = _num(s.get("best_epoch")), _num(s.get("epochs_completed"))
@@ -184,7 +191,8 @@ def _group(
         config=dict(config or {}),
         runs=[run.name for run in runs],
         seeds=[(run.config or {}).get(SEED_KEY, run.summary.get("seed")) for run in runs],
-        failed=len(rows) - len(done),
+        failed=sum(row["status"] not in ("completed", PRUNED) for row in rows),
+        pruned=sum(row["status"] == PRUNED for row in rows),
         values={m: [row[m] for row in done if row[m] is not None] for m in METRICS},
         experiment=next(iter(experiments)) if len(experiments) == 1 else None,
     )

@@ -228,6 +228,7 @@ class Group:
     failed: int
     values: dict[str, list[float]]  # metric -> values of completed runs
     experiment: str | None = None  # the named experiment (`experiment=`) all its runs are, if any
+    pruned: int = 0  # runs an Optuna search's pruner stopped: neither completed nor failed
     stats: dict[str, Stat] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -235,7 +236,7 @@ class Group:
 
     @property
     def n(self) -> int:
-        return len(self.runs) - self.failed
+        return len(self.runs) - self.failed - self.pruned
 
     @property
     def backend(self) -> str:

@@ -180,8 +180,10 @@ def print_table(rows: Sequence[dict], columns: Sequence[str], title: str) -> Non
     for column in columns:
         table.add_column(column, justify="right" if column in numeric else "left", overflow="fold")
     for row in rows:
-        failed = row.get("status", "completed") != "completed"
-        style = "red" if failed else "yellow" if row.get("overfit") == "yes" else None
+        status = row.get("status", "completed")
+        failed = status not in ("completed", "pruned")
+        style = ("red" if failed else "dim" if status == "pruned"
+                 else "yellow" if row.get("overfit") == "yes" else None)
         table.add_row(*(_cell(row[c], c) for c in columns), style=style)
     console = Console()
     if not console.is_terminal:  # a log file: don't squeeze 15 columns into 80 characters

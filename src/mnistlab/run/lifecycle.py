@@ -35,6 +35,7 @@ from mnistlab.run.lock import DirLock
 from mnistlab.run.rundir import Previous, read_previous, save_job_config
 from mnistlab.run.tracking import run_name, start_wandb, stored_wandb_id
 from mnistlab.training.interrupts import RunInterrupted
+from mnistlab.training.pruning import RunPruned
 from mnistlab.training.ranks import global_rank
 
 P = TypeVar("P")  # what prepare returns (the data)
@@ -61,7 +62,7 @@ class Job(Generic[R]):
     multirun: bool
     hydra_cfg: DictConfig
     previous: Previous | None = None  # set when this start resumes an earlier one
-    status: str = "failed"  # "completed", "interrupted" or "skipped" once known
+    status: str = "failed"  # "completed", "interrupted", "pruned" or "skipped" once known
     error: str | None = None
     result: R | None = None
     wandb_run: Any = field(default=None, repr=False)
@@ -74,7 +75,7 @@ class Job(Generic[R]):
 
 def describe(error: BaseException) -> str:
     """A user error's own message; anything else as `Type: message`."""
-    if isinstance(error, MnistlabError | RunInterrupted):
+    if isinstance(error, MnistlabError | RunInterrupted | RunPruned):
         return str(error)
     return f"{type(error).__name__}: {error}".rstrip(": ")
 
@@ -142,6 +143,9 @@ def run_job(cfg: DictConfig, *, prepare: Callable[[Job], P], execute: Callable[[
                 run_id=stored_wandb_id(job.run_dir) if job.previous else None)
         job.result = execute(job, prepared)
         job.status = "completed"
+    except RunPruned as e:  # the search's pruner stopped it: an answer, not a failure
+        job.status, job.error = "pruned", describe(e)
+        print(f"{job.name}: {job.error}")
     except RunInterrupted as e:
         job.status, job.error = "interrupted", describe(e)
         sys.stderr.write(f"{job.name}: {job.error}; the last finished epoch is kept, resume "

@@ -58,6 +58,8 @@ def build_summary(
         "train_samples_per_second": round(n_train * len(rows) / seconds, 1) if seconds else None,
         "overrides": list(overrides),
         "resumed_from_epoch": resumed_from_epoch,  # None: trained in one start
+        # an Optuna search's pruner stopped the run after this epoch (its last in metrics.csv)
+        "pruned_at_epoch": len(rows) if status == "pruned" else None,
         # from the process's start (interpreter, imports, data, model) to its first batch
         "seconds_to_first_batch": (round(seconds_to_first_batch, 3)
                                    if seconds_to_first_batch is not None else None),

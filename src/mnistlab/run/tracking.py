@@ -25,7 +25,7 @@ def run_tags(cfg: DictConfig) -> list[str]:
 
 def run_name(overrides: list[str]) -> str | None:
     """Name a run after what was overridden, so sweep jobs are told apart in the W&B UI."""
-    skip = ("logger.", "hydra", "sweeps=", "paths.")
+    skip = ("logger.", "hydra", "sweeps=", "paths.", "optuna.")
     return " ".join(o for o in overrides if not o.startswith(skip)) or None
 
 

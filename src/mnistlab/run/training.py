@@ -22,6 +22,7 @@ from mnistlab.run.summary import build_summary, print_summary, write_json_atomic
 from mnistlab.run.tracking import logged_epochs, run_tags
 from mnistlab.training.contract import FitResult, RunContext
 from mnistlab.training.interrupts import stop_at_batch_boundaries
+from mnistlab.training.pruning import trial_reporter
 from mnistlab.training.recorder import EpochRecorder
 
 PROCESS_STARTED = psutil.Process().create_time()  # wall-clock time the interpreter started
@@ -65,7 +66,11 @@ class TrainingRun:
 
     def execute(self, job: Job, data: Splits) -> FitResult:
         self.n_train = len(data.x_train)
-        self.recorder = EpochRecorder(job.run_dir, job.wandb_run, writes=job.rank == 0)
+        reporter = trial_reporter(self.cfg) if job.rank == 0 else None
+        self.recorder = EpochRecorder(
+            job.run_dir, job.wandb_run, writes=job.rank == 0,
+            on_published=(lambda row: reporter.epoch(row["epoch"], row["val_acc"]))
+            if reporter else None)
         if job.previous is not None and job.wandb_run is not None:
             self.recorder.wandb_logged = logged_epochs(job.run_dir, job.wandb_run)
         ctx = RunContext(job.run_dir, self.recorder, job.wandb_run, resume=job.previous is not None,

@@ -6,6 +6,7 @@ import csv
 import io
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,13 @@ class EpochRecorder:
     epoch's `lr` is then the lr its last step trained with, and W&B gets every step's lr.
     """
 
-    def __init__(self, run_dir: Path, wandb_run: Any = None, writes: bool = True) -> None:
+    def __init__(self, run_dir: Path, wandb_run: Any = None, writes: bool = True,
+                 on_published: Callable[[dict[str, float]], None] | None = None) -> None:
         self.path = run_dir / "metrics.csv"
+        # called with each newly published epoch's row (an Optuna trial's report; it may stop
+        # the run by raising)
+        self.on_published = on_published
+        self.reported = 0  # epochs handed to on_published
         self.wandb_run = wandb_run
         self.rows: list[dict[str, float]] = []
         self.step_lrs: list[float] = []  # the current epoch's, with a schedule
@@ -89,6 +95,10 @@ class EpochRecorder:
                                    step=row["epoch"])
                 self.wandb_logged.add(row["epoch"])
         self._plots.clear()
+        if self.on_published is not None:
+            for row in self.rows[max(self.reported, self.restored):]:
+                self.reported = row["epoch"]
+                self.on_published(row)
 
     def _write_csv(self) -> None:
         out = io.StringIO()
