@@ -22,7 +22,7 @@ LAYERS = [
     ("backends",),  # lightning/, keras/: the only place that names a backend
     ("run",),  # a job's life: the Hydra app, run directory, tracking, outputs
     ("report", "eda", "inference"),  # what reads finished runs or uses them; data exploration
-    ("study", "bench"),  # the student study's plug-in, and the speed bench
+    ("study", "bench", "runs"),  # the student study's plug-in, the speed bench, the run index
     ("sweepers",),  # Hydra plug-ins
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -20,11 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 from mnistlab.atomic import write_atomically
 from mnistlab.config import flatten
 from mnistlab.errors import ConfigError
+from mnistlab.run.latest import LATEST, latest_unfinished, output_folder
 
 # keys that change no result: they may differ between the starts of one run
 NEUTRAL_KEYS = ("paths", "logger", "trainer.progress_bar", "data.dir", "data.mirrors",
                 "data.download", "sweeps")
 RAISABLE_KEY = "trainer.max_epochs"  # may be raised on resume, to train longer
+MULTIRUN_FLAGS = frozenset({"-m", "--multirun"})
 
 
 @dataclass(frozen=True)
@@ -110,16 +112,21 @@ def _stored_overrides(directory: Path) -> tuple[list[str], bool]:
 def expand_resume(argv: list[str]) -> list[str]:
     """`resume=DIR` -> the overrides stored in DIR and its directory (hydra.run.dir, or with a
     sweep hydra.sweep.dir and --multirun); the user's other arguments follow, so they win, and
-    any that contradict the stored config are refused when the run starts."""
+    any that contradict the stored config are refused when the run starts. `resume=latest`: DIR
+    is the most recent unfinished run or sweep under the output folder (see `latest_unfinished`);
+    a directory named latest is `resume=./latest`."""
     resume = [a for a in argv if a.startswith("resume=")]
     if not resume:
         return argv
-    directory = Path(resume[-1].removeprefix("resume=")).expanduser().resolve()
-    stored, sweep = _stored_overrides(directory)
     flags = [a for a in argv if a.startswith("-")]  # Hydra's parser wants them first
     rest = [a for a in argv if not a.startswith(("-", "resume="))]
+    multirun = bool(MULTIRUN_FLAGS & set(flags))
+    value = resume[-1].removeprefix("resume=")
+    directory = (latest_unfinished(output_folder(rest), sweeps_only=multirun) if value == LATEST
+                 else Path(value).expanduser().resolve())
+    stored, sweep = _stored_overrides(directory)
     given = {a.split("=", 1)[0] for a in rest}
-    if sweep and not {"-m", "--multirun"} & set(flags):
+    if sweep and not multirun:
         flags.append("--multirun")
     place = f"hydra.sweep.dir={directory}" if sweep else f"hydra.run.dir={directory}"
     return [*flags, *(o for o in stored if o.split("=", 1)[0] not in given), *rest, place]
