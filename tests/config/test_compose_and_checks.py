@@ -192,7 +192,7 @@ def test_unknown_keys_are_rejected_at_compose_time(compose_cfg, overrides: list[
     ("data=cifar10", "data", "cifar10",
      ["digits", "fashion_mnist", "image_folder", "mnist", "npz"]),
     ("backend=jax", "backend", "jax", ["keras", "lightning"]),
-    ("logger=tensorboard", "logger", "tensorboard", ["csv", "none", "wandb"]),
+    ("logger=comet", "logger", "comet", ["csv", "mlflow", "none", "tensorboard", "wandb"]),
 ])
 def test_unknown_options_are_rejected_in_one_line(compose_cfg, override: str, group: str,
                                                   option: str, allowed: list[str]) -> None:
@@ -286,7 +286,8 @@ BAD_VALUES: list[tuple[list[str], str]] = [
     (["trainer.limit_train_batches=0"], "trainer.limit_train_batches=0"),
     (["trainer.limit_val_batches=0"], "trainer.limit_val_batches=0"),
     (["trainer.limit_test_batches=-1"], "trainer.limit_test_batches=-1"),
-    (["logger.name=mlflow"], "logger.name=mlflow"),
+    (["logger.name=comet"], "logger.name=comet"),
+    (["logger.extra=[comet]"], "logger.extra=['comet']"),
     (["logger.mode=bogus"], "logger.mode=bogus"),
     (["optimizer.name=lion"], "optimizer.name=lion"),
     (["scheduler.name=step"], "scheduler.name=step"),

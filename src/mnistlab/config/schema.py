@@ -251,8 +251,22 @@ class TrainerConfig:
 
 
 @dataclass
+class MlflowSettings:
+    # null: a local store, SQLite in <paths.output>/mlflow/ (its artifacts beside it); or a server
+    tracking_uri: str | None = None
+    experiment: str = "mnistlab"
+
+
+TRACKER_NAMES = ("mlflow", "tensorboard")  # what logger.extra may add (mnistlab.run.trackers)
+
+
+@dataclass
 class LoggerConfig:
     name: str = MISSING
+    # trackers beside logger.name, e.g. [mlflow, tensorboard] with logger=wandb
+    extra: list[str] = ranged(check=lambda v: all(x in TRACKER_NAMES for x in v),
+                              allowed=f"a list of {', '.join(TRACKER_NAMES)}", factory=list)
+    mlflow: MlflowSettings = field(default_factory=MlflowSettings)
 
 
 WANDB_MODES = ("offline", "online", "disabled")
@@ -306,5 +320,6 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "aug": {"none": AugConfig, "flip": FlipConfig, "shift_rotate": ShiftRotateConfig},
     "regularization": {"regularization": RegularizationConfig},
     "trainer": {"trainer": TrainerConfig},
-    "logger": {"wandb": WandbConfig, "csv": LoggerConfig, "none": LoggerConfig},
+    "logger": {"wandb": WandbConfig, "csv": LoggerConfig, "none": LoggerConfig,
+               "mlflow": LoggerConfig, "tensorboard": LoggerConfig},
 }

@@ -15,6 +15,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mnistlab.run.trackers import active
+
 
 def job_counts(jobs: list[Path], since: float) -> dict[str, int]:
     """skipped: its summary predates this start (completed earlier); resumed: this start went
@@ -79,6 +81,12 @@ class SweepReport(Callback):
         print(f"report: {sweep_dir / 'report.md'}")
         if config.logger.name == "wandb":
             log_report_run(config, sweep_dir)
+        if "mlflow" in active(config.logger):
+            from mnistlab.run.lifecycle import sweep_group
+            from mnistlab.run.trackers import log_report_to_mlflow
+
+            log_report_to_mlflow(config, sweep_dir,
+                                 config.logger.get("group") or sweep_group(config.hydra))
         if failed:
             sys.stderr.write(f"error: {failed} of {len(report.rows)} jobs failed; see the report\n")
             raise SystemExit(1)

@@ -16,10 +16,11 @@ from mnistlab.data import Splits, load_splits
 from mnistlab.data.catalog import known_spec
 from mnistlab.errors import DiskFullError
 from mnistlab.run.confusion import write_errors
-from mnistlab.run.lifecycle import Job, Tracking, run_job
+from mnistlab.run.lifecycle import Job, Tracking, run_job, sweep_group
 from mnistlab.run.provenance import code_commit, machine
 from mnistlab.run.summary import build_summary, print_summary, write_json_atomically
-from mnistlab.run.tracking import logged_epochs, run_tags
+from mnistlab.run.trackers import Tracker, start_trackers
+from mnistlab.run.tracking import logged_epochs, run_name, run_tags
 from mnistlab.training.contract import FitResult, RunContext
 from mnistlab.training.interrupts import stop_at_batch_boundaries
 from mnistlab.training.pruning import trial_reporter
@@ -55,6 +56,7 @@ class TrainingRun:
         self.started = time.perf_counter()
         self.recorder: EpochRecorder | None = None
         self.n_train = 0
+        self.trackers: list[Tracker] = []  # MLflow, TensorBoard, as the logger config asks
         self.provenance = {"commit": code_commit(), "machine": machine()}
 
     def prepare(self, job: Job) -> Splits:
@@ -67,10 +69,14 @@ class TrainingRun:
     def execute(self, job: Job, data: Splits) -> FitResult:
         self.n_train = len(data.x_train)
         reporter = trial_reporter(self.cfg) if job.rank == 0 else None
+        if job.rank == 0:
+            self.trackers = start_trackers(
+                self.cfg, job.run_dir, name=run_name(job.overrides), tags=run_tags(self.cfg),
+                group=self.cfg.logger.get("group") or sweep_group(job.hydra_cfg))
         self.recorder = EpochRecorder(
             job.run_dir, job.wandb_run, writes=job.rank == 0,
             on_published=(lambda row: reporter.epoch(row["epoch"], row["val_acc"]))
-            if reporter else None)
+            if reporter else None, trackers=self.trackers)
         if job.previous is not None and job.wandb_run is not None:
             self.recorder.wandb_logged = logged_epochs(job.run_dir, job.wandb_run)
         ctx = RunContext(job.run_dir, self.recorder, job.wandb_run, resume=job.previous is not None,
@@ -84,12 +90,13 @@ class TrainingRun:
             title = f"{self.cfg.backend.name}, {data.spec.title}"
             write_errors(job.run_dir, data.x_test, data.y_test, list(data.spec.classes),
                          result.test_predictions, title, job.wandb_run, step=len(self.rows))
+        best = max(self.rows, key=lambda r: r["val_acc"])
+        results = {"test/loss": result.test_loss, "test/acc": result.test_acc,
+                   "best/val_acc": best["val_acc"], "best/epoch": best["epoch"]}
         if job.wandb_run is not None:
-            best = max(self.rows, key=lambda r: r["val_acc"])
-            job.wandb_run.summary.update({"test/loss": result.test_loss,
-                                          "test/acc": result.test_acc,
-                                          "best/val_acc": best["val_acc"],
-                                          "best/epoch": best["epoch"]})
+            job.wandb_run.summary.update(results)
+        for tracker in self.trackers:
+            tracker.log_results(results, step=len(self.rows))
         return result
 
     @property
@@ -112,6 +119,8 @@ class TrainingRun:
         return summary
 
     def finish(self, job: Job) -> None:
+        for tracker in self.trackers:
+            tracker.finish(job.status)
         summary = self.write_summary(job, job.status)
         if summary is not None:
             print_summary(summary, self.cfg.trainer.max_epochs, job.run_dir, job.wandb_run)

@@ -1,4 +1,5 @@
-"""The one writer of a run's epochs, whichever backend trained it: metrics.csv and W&B metrics."""
+"""The one writer of a run's epochs, whichever backend trained it: metrics.csv, W&B metrics and
+the other trackers' (MLflow, TensorBoard)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import csv
 import io
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,11 @@ class EpochRecorder:
     """
 
     def __init__(self, run_dir: Path, wandb_run: Any = None, writes: bool = True,
-                 on_published: Callable[[dict[str, float]], None] | None = None) -> None:
+                 on_published: Callable[[dict[str, float]], None] | None = None,
+                 trackers: Sequence[Any] = ()) -> None:
         self.path = run_dir / "metrics.csv"
+        # MLflow, TensorBoard (mnistlab.run.trackers): each gets the rows it lacks at `publish`
+        self.trackers = list(trackers)
         # called with each newly published epoch's row (an Optuna trial's report; it may stop
         # the run by raising)
         self.on_published = on_published
@@ -95,6 +99,8 @@ class EpochRecorder:
                                    step=row["epoch"])
                 self.wandb_logged.add(row["epoch"])
         self._plots.clear()
+        for tracker in self.trackers:
+            tracker.log_epochs(self.rows, self.restored)
         if self.on_published is not None:
             for row in self.rows[max(self.reported, self.restored):]:
                 self.reported = row["epoch"]
