@@ -174,3 +174,36 @@ def test_bad_sweeper_settings_are_one_line(tmp_path: Path, tiny_data_module: Pat
     [line] = [ln for ln in done.stderr.splitlines() if ln.startswith("error: ")]
     assert message in line
     assert not (sweep / "0").exists()  # no job started
+
+
+@pytest.mark.parametrize("name", ["tpe", "random", "cmaes", "grid"])
+def test_samplers_by_name(name: str) -> None:
+    from omegaconf import OmegaConf
+
+    from mnistlab.sweepers.optuna import OptunaSweeper
+
+    sweeper = OptunaSweeper("maximize", "s", None, 4, 1, OmegaConf.create({"name": name,
+                                                                         "seed": 1}),
+                            OmegaConf.create({"name": "none"}), None)
+    space, fixed = sweeper.search_space(["model.dropout=choice(0.1,0.2)", "data.batch_size=64"])
+    assert fixed == ["data.batch_size=64"]
+    sampler = sweeper.sampler(space, n_existing=0)
+    expected = {"tpe": "TPESampler", "random": "RandomSampler", "cmaes": "CmaEsSampler",
+                "grid": "GridSampler"}[name]
+    assert type(sampler).__name__ == expected
+    if name == "grid":  # a grid of intervals has no points
+        space, _ = sweeper.search_space(["optimizer.lr=interval(0.001, 0.01)"])
+        with pytest.raises(Exception, match="needs choice"):
+            sweeper.sampler(space, n_existing=0)
+
+
+def test_a_grid_search_runs_every_point_once(tmp_path: Path, tiny_data_module: Path) -> None:
+    """Three trials asked of a two-point grid: the search ends when the grid is done."""
+    done, sweep = multirun(tmp_path, tiny_data_module, "sweeps=optuna", "hydra.sweeper.n_trials=3",
+                           "hydra.sweeper.sampler.name=grid", "model.dropout=choice(0.1,0.3)",
+                           # fixed on the command line: no longer searched
+                           "optimizer.lr=0.001", "regularization.weight=0.0001",
+                           "data.batch_size=50", f"hydra.sweep.dir={tmp_path / 's'}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = study_of(sweep)
+    assert sorted(t.params["model.dropout"] for t in study.trials) == [0.1, 0.3]

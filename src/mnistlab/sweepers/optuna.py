@@ -239,9 +239,20 @@ class OptunaSweeper(Sweeper):
             # trials are asked one after another, so a batch's numbers are consecutive and
             # each job's number (its directory) is its trial's number
             returns = self.launcher.launch(jobs, initial_job_idx=batch[0].number)
+            exhausted = False
             for trial, ret in zip(batch, returns, strict=True):
-                self.tell(study, trial, ret)
+                try:
+                    self.tell(study, trial, ret)
+                except RuntimeError as e:
+                    # GridSampler asks the study to stop once every point has run; outside
+                    # study.optimize that raises, after the trial's state is stored
+                    if "Study.stop" not in str(e):
+                        raise
+                    exhausted = True
             n_done = len(study.get_trials(deepcopy=False, states=finished))
+            if exhausted:
+                log.info("the grid has run every point: %d trials", n_done)
+                break
         self.write_results(study, sweep_dir)
 
     def trial_overrides(self, spec: str | None, number: int) -> list[str]:
