@@ -41,6 +41,8 @@ from mnistlab.run.summary import write_json_atomically
 from mnistlab.training.contract import Classifier, Predictions
 
 log = logging.getLogger(__name__)
+
+
 def check_options(opts: DictConfig) -> None:
     """Range rules, the transforms' names and their strengths, before any run is loaded."""
     check_rules(OmegaConf.create({"eval": opts}), field_rules(EvalOptions, "eval."))
