@@ -82,6 +82,17 @@ def test_split_of_generated_data_is_deterministic(tiny_data: Path) -> None:
     _check_split(other, 300, 100)
 
 
+def test_checksums_tell_splits_apart(tiny_data: Path) -> None:
+    """summary.json's data_sha256: equal for the same split, the test part alone equal for a
+    split of the same files with another seed."""
+    folder = tiny_data / "mnist"
+    first, again = load_splits(data_cfg(folder)), load_splits(data_cfg(folder))
+    assert first.checksums() == again.checksums()
+    other = load_splits(data_cfg(folder, split_seed=7)).checksums()
+    assert other["test"] == first.checksums()["test"]
+    assert other["train"] != first.checksums()["train"] and other["val"] != first.checksums()["val"]
+
+
 def test_train_subset_keeps_the_first_n(tiny_data: Path) -> None:
     folder = tiny_data / "mnist"
     full = load_splits(data_cfg(folder))

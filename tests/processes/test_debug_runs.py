@@ -19,7 +19,7 @@ SUMMARY_KEYS = {
     "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "best_val_acc", "best_epoch",
     "wall_seconds", "train_samples_per_second", "overrides", "resumed_from_epoch",
     "pruned_at_epoch", "seconds_to_first_batch", "seconds_to_best", "seconds_to_target",
-    "commit", "machine",
+    "commit", "machine", "data_sha256",
 }
 
 

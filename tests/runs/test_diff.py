@@ -1,5 +1,6 @@
 """`python -m mnistlab.runs diff A B` on hand-built run directories: the config keys and the
-provenance (commit, each part of machine) that differ, and what it says when nothing does."""
+provenance (commit, each part of machine, the data checksums) that differ, and what it says when
+nothing does."""
 
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ from tests.conftest import make_run
 MACHINE = {"cpu": "Xeon", "cores": 2, "gpu": None, "python": "3.11.7", "torch": "2.5.1"}
 
 
-def recorded(run: Path, commit: str, **machine: Any) -> Path:
+DATA = {"train": "aa", "val": "bb", "test": "cc"}
+
+
+def recorded(run: Path, commit: str, data: dict[str, str] = DATA, **machine: Any) -> Path:
     """Add the provenance a run of today's mnistlab records to a hand-built run."""
     path = run / "summary.json"
     summary = json.loads(path.read_text())
-    summary.update(commit=commit, machine={**MACHINE, **machine})
+    summary.update(commit=commit, machine={**MACHINE, **machine}, data_sha256=data)
     path.write_text(json.dumps(summary))
     return run
 
@@ -29,7 +33,7 @@ def test_diff_lists_the_differing_config_and_provenance(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = recorded(make_run(tmp_path / "a", lr=0.001), "abc123")
     b = recorded(make_run(tmp_path / "b", lr=0.01, settings={"logger.mode": "online"}),
-                 "def456+dirty", gpu="H200")
+                 "def456+dirty", data={**DATA, "test": "dd"}, gpu="H200")
     result = diff_runs(*load_pair(a, b))
     assert result.config == [
         {"key": "optimizer.lr", "A": "0.001", "B": "0.01", "note": ""},
@@ -38,6 +42,7 @@ def test_diff_lists_the_differing_config_and_provenance(
     assert result.provenance == [
         {"key": "commit", "A": "abc123", "B": "def456+dirty", "note": ""},
         {"key": "machine.gpu", "A": "null", "B": "H200", "note": ""},
+        {"key": "data_sha256.test", "A": "cc", "B": "dd", "note": ""},
     ]
     assert main(["diff", str(a), str(b)]) == 0
     out = capsys.readouterr().out

@@ -31,6 +31,17 @@ class Splits:
     train_index: np.ndarray = field(repr=False)
     val_index: np.ndarray = field(repr=False)
 
+    def checksums(self) -> dict[str, str]:
+        """sha256 of each split's images and labels, as trained and tested on: two runs with
+        equal checksums saw the same data, split the same way, whatever files it came from."""
+        digests = {}
+        for part in ("train", "val", "test"):
+            digest = hashlib.sha256()
+            for array in (getattr(self, f"x_{part}"), getattr(self, f"y_{part}")):
+                digest.update(np.ascontiguousarray(array).data)
+            digests[part] = digest.hexdigest()
+        return digests
+
     def limited(self, train: int | None, val: int | None, test: int | None) -> Splits:
         """The first n samples of each split: how the debug trainer stays fast on both backends."""
         def cut(n: int | None) -> slice:

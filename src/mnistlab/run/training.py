@@ -64,7 +64,9 @@ class TrainingRun:
         data = load_splits(self.cfg.data)
         if known_spec(self.cfg.data) is None:  # its shape and size are known from now on
             check_data(self.cfg, data.spec)
-        return data.limited(*sample_limits(self.cfg))
+        data = data.limited(*sample_limits(self.cfg))
+        self.provenance["data_sha256"] = data.checksums()  # `runs diff` tells data apart by them
+        return data
 
     def execute(self, job: Job, data: Splits) -> FitResult:
         self.n_train = len(data.x_train)

@@ -1,11 +1,9 @@
 """`python -m mnistlab.runs diff A B`: what tells two runs apart. First the resolved config keys
 whose values differ (a key only one run has included), then the provenance summary.json
-records: the code's ``commit`` and each part of the ``machine`` (CPU, cores, GPU, Python and
-the frameworks' versions).
-
-The runs record no checksum of the data files they read, so the data is told apart only by the
-data.* config keys (name, format, dir, path, split): two runs of the same data.dir whose files
-were replaced in between look the same here.
+records: the code's ``commit``, each part of the ``machine`` (CPU, cores, GPU, Python and
+the frameworks' versions) and ``data_sha256``, the checksums of the train, validation and test
+images and labels the run used (runs from before it was recorded lack it: their data is told
+apart only by the data.* config keys).
 """
 
 from __future__ import annotations
@@ -20,7 +18,8 @@ from mnistlab.errors import MnistlabError
 from mnistlab.report.factors import comparable, is_result_key, level_of
 from mnistlab.report.runs import Run, load_run
 
-PROVENANCE = ("commit", "machine")  # summary.json's keys saying what produced the run
+# summary.json's keys saying what produced the run
+PROVENANCE = ("commit", "machine", "data_sha256")
 DIFF_COLUMNS = ["key", "A", "B", "note"]
 
 
