@@ -112,6 +112,7 @@ def no_augmentation(aug: DictConfig) -> list[keras.layers.Layer]:
 
 
 @AUGMENTATIONS.register("flip")
+@AUGMENTATIONS.register("hflip")  # conf/aug/hflip.yaml: flip with vertical_p 0
 def flip_augmentation(aug: DictConfig) -> list[keras.layers.Layer]:
     return [RandomFlipP(aug.horizontal_p, aug.vertical_p, name="flip", dtype="float32")]
 

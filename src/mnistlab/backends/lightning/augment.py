@@ -57,6 +57,7 @@ def no_augmentation(aug: DictConfig) -> Augment:
 
 # the builders read the config once: a DictConfig lookup costs ~40 us, three a step at batch 50
 @AUGMENTATIONS.register("flip")
+@AUGMENTATIONS.register("hflip")  # conf/aug/hflip.yaml: flip with vertical_p 0
 def flip_augmentation(aug: DictConfig) -> Augment:
     horizontal_p, vertical_p = float(aug.horizontal_p), float(aug.vertical_p)
     return lambda x: flip(x, horizontal_p, vertical_p)
