@@ -249,8 +249,11 @@ def seed_results(test: float, seed: int, aug: str = "none") -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
+    return build_seeded(tmp_path_factory.mktemp("seeded"))
+
+
+def build_seeded(root: Path) -> tuple[Path, Report]:
     """A 2 optimizers x 2 augs sweep over 3 seeds (12 runs) and its report."""
-    root = tmp_path_factory.mktemp("seeded")
     for (opt, aug), accs in TEST_ACC.items():
         for seed, acc in zip(SEEDS, accs, strict=True):
             overrides = [f"optimizer={opt}", f"aug={aug}", f"trainer.seed={seed}"]
@@ -504,7 +507,7 @@ def test_figures_read_back(seeded: tuple[Path, Report]) -> None:
         assert_png(report.paths[name])
     assert "parallel.png" not in report.paths and not (root / "parallel.png").exists()
     md = (root / "report.md").read_text()
-    assert "min-max over the group's runs" in md and "parallel" not in md
+    assert "min-max over the group's runs" in md and "parallel coordinates" not in md
 
 
 def test_36_runs_with_three_factors_get_a_parallel_figure(tmp_path: Path) -> None:

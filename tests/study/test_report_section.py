@@ -3,8 +3,11 @@ beside ours, its claims checked by Welch's test, and the 6<->9 confusions by aug
 
 from __future__ import annotations
 
+import csv
+import itertools
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mnistlab.report import Report, write_report
@@ -61,25 +64,43 @@ def test_study_vs_measured_table(study_report: tuple[Path, Report]) -> None:
     assert "| - |" in next(x for x in md.splitlines() if x.startswith("| study/tf_run1 |"))
 
 
-def test_study_conclusions_get_verdicts_from_welch(study_report: tuple[Path, Report]) -> None:
-    _, report = study_report
-    conclusions = check_conclusions(report.groups, report.effects, load_study())
-    verdicts = {c.name: c.verdict for c in conclusions}
-    assert verdicts == {
-        "flips_hurt": "confirmed",  # tf_run2 clearly below tf_run3
-        "adam_beats_rmsprop": "confirmed",
-        "regularisation_narrows_gap": "inconclusive",  # gaps within the seed noise
-    }
-    flips = next(c for c in conclusions if c.name == "flips_hurt")
+def test_claims_whose_only_evidence_is_confounded_are_confounded(
+    study_report: tuple[Path, Report],
+) -> None:
+    """tf_run2 and tf_run3 differ in the optimizer, the augmentation, L2 and dropout at once: the
+    one comparison cannot confirm "flips hurt" and "Adam beats RMSprop" both."""
+    root, report = study_report
+    conclusions = {c.name: c for c in check_conclusions(report, load_study())}
+    assert {name: c.verdict for name, c in conclusions.items()} == dict.fromkeys(
+        ["flips_hurt", "adam_beats_rmsprop", "regularisation_narrows_gap"], "confounded")
+    flips = conclusions["flips_hurt"]
+    assert flips.confounded == ("model.dropout", "optimizer.name", "regularization.weight")
+    assert flips.isolate == "ablations_mnist"
     [evidence] = flips.evidence  # no PyTorch runs, and aug is not a matched factor here
     tests = STUDY_TF["study/tf_run2"][0], STUDY_TF["study/tf_run3"][0]
     diff, _, _, p = welch_by_hand(list(tests[0]), list(tests[1]))
     assert evidence.result.diff == pytest.approx(diff) and diff < 0
-    assert evidence.result.p == pytest.approx(p, rel=1e-9) and p < 0.05
-    assert evidence.note.startswith("also differ in ")  # run 2 and 3 differ in more than aug
-    assert "optimizer.name" in evidence.note and "model.dropout" in evidence.note
-    gap = next(c for c in conclusions if c.name == "regularisation_narrows_gap")
-    assert [e.verdict for e in gap.evidence] == ["inconclusive", "inconclusive"]
+    assert evidence.result.p == pytest.approx(p, rel=1e-9) and p < 0.05  # clear, yet confounded
+    assert evidence.verdict == "confounded" and evidence.note.startswith("also differ in ")
+    adam = conclusions["adam_beats_rmsprop"]
+    assert adam.confounded == ("aug.name", "model.dropout", "regularization.weight")
+    gap = conclusions["regularisation_narrows_gap"]
+    assert "trainer.max_epochs" in gap.confounded and "aug.name" in gap.confounded
+    md = (root / "report.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("- **flips_hurt**"))
+    assert "**confounded** with model.dropout, optimizer.name, regularization.weight" in line
+    assert "`python train.py -m sweeps=ablations_mnist` isolates it" in line
+    assert "confirmed" not in line
+
+
+def test_named_experiments_label_groups_and_mark_the_studys_figure(
+    study_report: tuple[Path, Report],
+) -> None:
+    _, report = study_report
+    assert sorted(g.label for g in report.groups) == ["tf_run1", "tf_run2", "tf_run3"]
+    assert report.factorial is None  # recipes, not a design
+    [section] = [s for s in report.sections if s.marks]
+    assert section.marks == {"study/tf_run3": 0.987} and section.marks_label == "study"
 
 
 def test_six_nine_confusions_per_aug_level(study_report: tuple[Path, Report]) -> None:
@@ -91,3 +112,53 @@ def test_six_nine_confusions_per_aug_level(study_report: tuple[Path, Report]) ->
     assert "| flip | 3 | 52.0 ± 1.0 [49.5, 54.5] |" in section and "flip confuses more" in section
 
 
+
+
+def test_a_factorial_sweep_isolates_the_claims(tmp_path: Path) -> None:
+    """optimizer x aug x L2 on the default recipe, 2 seeds a cell, no named experiments: flips
+    are planted 0.01 below shift + rotation and Adam 0.004 above RMSprop, L2 leaves the gap
+    alone. The factorial ANOVA's main effects decide; nothing is confounded."""
+    rng = np.random.default_rng(3)
+    for opt, aug, l2, seed in itertools.product(("adam", "rmsprop"),
+                                                ("none", "flip", "shift_rotate"),
+                                                (0.0, 0.0001, 0.001), (1, 2)):  # fmt: skip
+        test = (0.985 + (0.004 if opt == "adam" else 0) - (0.01 if aug == "flip" else 0)
+                + rng.normal(0, 0.001))  # fmt: skip
+        gap = -0.01 + rng.normal(0, 0.002)
+        results = dict(test_acc=test, val_acc=test, train_acc=test + gap, best_val_acc=test,
+                       best_epoch=5, wall_seconds=10.0)  # fmt: skip
+        make_run(tmp_path / f"{opt}-{aug}-{l2}-{seed}", optimizer=opt, aug=aug, seed=seed,
+                 results=results, settings={"regularization.weight": l2})  # fmt: skip
+    report = write_report([tmp_path], tmp_path, show=False)
+    assert report.factorial is not None
+    assert report.factorial.factors == ["optimizer.name", "aug.name", "regularization.weight"]
+    conclusions = {c.name: c for c in check_conclusions(report, load_study())}
+    assert {n: c.verdict for n, c in conclusions.items()} == {
+        "flips_hurt": "confirmed", "adam_beats_rmsprop": "confirmed",
+        "regularisation_narrows_gap": "inconclusive"}  # fmt: skip
+    [flips] = conclusions["flips_hurt"].evidence
+    assert flips.matched and not flips.confounded and "factorial ANOVA" in flips.note
+    anova = report.factorial.main_effect("aug.name", "flip", "shift_rotate")
+    assert anova is not None and (flips.result.diff, flips.result.p) == pytest.approx(
+        (anova.diff, anova.p))
+    assert flips.result.diff == pytest.approx(-0.01, abs=0.002) and flips.result.ci_high < 0
+    assert len(conclusions["regularisation_narrows_gap"].evidence) == 2  # 1e-4 and 1e-3 vs 0
+    md = (tmp_path / "report.md").read_text()
+    assert "## The study's conclusions" in md and "## Study vs measured" not in md
+    assert "## Factorial analysis of test accuracy" in md
+
+
+def test_a_report_rebuilt_from_its_runs_csv_keeps_experiments_and_verdicts(
+    study_report: tuple[Path, Report], tmp_path: Path,
+) -> None:
+    root, report = study_report
+    assert next(csv.DictReader((root / "runs.csv").open()))["experiment"].startswith("study/")
+    again = write_report([root / "runs.csv"], tmp_path, show=False)
+    assert [g.label for g in again.groups] == [g.label for g in report.groups]
+    before = [(c.name, c.verdict, c.confounded) for c in check_conclusions(report, load_study())]
+    after = [(c.name, c.verdict, c.confounded) for c in check_conclusions(again, load_study())]
+    assert after == before
+    for name in ("groups.csv", "effects.csv"):
+        assert (tmp_path / name).read_text() == (root / name).read_text()
+    assert "curves.png" not in again.paths and "runs read from the table" in (
+        tmp_path / "report.md").read_text()

@@ -30,13 +30,26 @@ from mnistlab.report.results import (
     RESULT_COLUMNS,
     Report,
     build_effects,
+    build_factorial,
     build_groups,
     build_rows,
+    experiment_column,
+    named_experiments,
 )
 from mnistlab.report.robustness import robustness_section
-from mnistlab.report.runs import Run, find_runs, load_run, read_confusion, read_named_confusion
+from mnistlab.report.runs import (
+    Run,
+    find_runs,
+    load_run,
+    read_confusion,
+    read_named_confusion,
+    runs_from_table,
+)
+from mnistlab.report.stats import Group
 from mnistlab.report.tables import (
+    ANOVA_CSV_COLUMNS,
     EFFECT_CSV_COLUMNS,
+    anova_csv_rows,
     effect_csv_rows,
     group_csv_rows,
     print_report,
@@ -71,19 +84,25 @@ def write_report(
     ``hooks`` add sections (default: the installed plug-ins).
     Raises NoRunsError (a SystemExit with a one-line message) when there is no summary.json.
     """
-    dirs = [Path(d) for d in dirs]
+    tables = [Path(d) for d in dirs if Path(d).is_file()]
+    dirs = [Path(d) for d in dirs if not Path(d).is_file()]
     run_dirs = find_runs(dirs)
-    if not run_dirs:
+    if not run_dirs and not tables:
         raise NoRunsError(
             f"error: no runs (summary.json) found under {', '.join(str(d) for d in dirs)}"
         )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = [load_run(p, out_dir) for p in run_dirs]
+    from_dirs = [load_run(p, out_dir) for p in run_dirs]
+    runs = [*from_dirs, *(run for table in tables for run in _table_runs(table))]
     report = analyse(runs, out_dir, job_counts)
     add_sections(report, runs, [robustness_section,
                                 *(installed_hooks() if hooks is None else hooks)])
-    report.provenance = provenance_lines(dirs, [run.summary for run in runs])
+    report.provenance = [
+        *(f"- runs read from the table `{t}`: their directories were not at hand, so there are "
+          "no curves, confusions or provenance of theirs" for t in tables),
+        *provenance_lines(dirs, [run.summary for run in from_dirs]),
+    ]  # fmt: skip
     write_files(report, runs)
     if show:
         print_report(report, title=f"mnistlab report: {out_dir}")
@@ -98,15 +117,33 @@ def analyse(runs: Sequence[Run], out_dir: Path, job_counts: Mapping[str, int] | 
     factors = list(folded)
     rows, reasons = build_rows(runs, varying)
     groups = build_groups(runs, rows, varying, factors)
-    effects, unmatched = build_effects(runs, rows, confounded_keys(folded, configs))
-    names = [*TEXT_FILES, *figure_names(factors)]
+    confounded = confounded_keys(folded, configs)
+    effects, unmatched = build_effects(runs, rows, confounded)
+    factorial = build_factorial(runs, rows, factors) if _is_factorial_sweep(groups) else None
+    names = [*TEXT_FILES, *(["anova.csv"] if factorial else []),
+             *figure_names(factors, factorial, curves=any(run.metrics for run in runs))]
     return Report(
         rows=rows, varying=varying, paths={n: out_dir / n for n in names},
-        columns=["run", *varying, *RESULT_COLUMNS], factors=factors, reasons=reasons,
+        columns=["run", *(["experiment"] if experiment_column(runs) else []), *varying,
+                 *RESULT_COLUMNS], factors=factors, reasons=reasons,
         folded={f: keys for f, keys in folded.items() if keys}, groups=groups, effects=effects,
-        unmatched=unmatched,
+        unmatched=unmatched, confounded=confounded,
+        factorial=factorial,
         job_counts=dict(job_counts) if job_counts is not None else None,
     )  # fmt: skip
+
+
+def _table_runs(table: Path) -> list[Run]:
+    try:
+        return runs_from_table(table)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise NoRunsError(f"error: cannot read runs from {table}: {exc}") from None
+
+
+def _is_factorial_sweep(groups: Sequence[Group]) -> bool:
+    """Not a sweep of named experiments: their recipes differ in whatever each one sets, so
+    their levels are no design (a grid around one experiment is one)."""
+    return not named_experiments(groups)
 
 
 def write_files(report: Report, runs: Sequence[Run]) -> None:
@@ -116,6 +153,9 @@ def write_files(report: Report, runs: Sequence[Run]) -> None:
     write_atomically(paths["groups.csv"], to_csv(*group_csv_rows(report.groups, keys)))
     effects = effect_csv_rows(report.effects)
     write_atomically(paths["effects.csv"], to_csv(effects, EFFECT_CSV_COLUMNS))
+    if "anova.csv" in paths:
+        write_atomically(paths["anova.csv"],
+                         to_csv(anova_csv_rows(report.factorial), ANOVA_CSV_COLUMNS))
     write_atomically(paths["report.md"], report_markdown(report))
     draw_figures(report, runs)
 
@@ -131,12 +171,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="+",
         type=Path,
         metavar="DIR",
-        help="run dir, sweep dir or outputs/; searched recursively",
+        help="run dir, sweep dir or outputs/ (searched recursively), or a report's runs.csv "
+        "to report its runs again",
     )
-    parser.add_argument("--out", type=Path, help="where to write the report (default: first DIR)")
+    parser.add_argument("--out", type=Path,
+                        help="where to write the report (default: the first DIR, or its folder)")
     parser.add_argument("--no-show", action="store_true", help="do not print the table")
     args = parser.parse_args(argv)
-    report = write_report(args.dirs, args.out or args.dirs[0], show=not args.no_show)
+    first = args.dirs[0]
+    out = args.out or (first.parent if first.is_file() else first)
+    report = write_report(args.dirs, out, show=not args.no_show)
     if not args.no_show:
         print(f"wrote {', '.join(str(p) for p in report.paths.values())}")
     return 0

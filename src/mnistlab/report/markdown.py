@@ -12,8 +12,11 @@ from mnistlab.report.results import (
     OVERFIT_GAP,
     OVERFIT_RISING_EPOCHS,
     Report,
+    named_experiments,
 )
 from mnistlab.report.tables import (
+    anova_table,
+    contrast_table,
     effect_table,
     group_table,
     job_counts_line,
@@ -96,6 +99,43 @@ def _effect_lines(report: Report) -> list[str]:
     return lines
 
 
+def _factorial_lines(report: Report) -> list[str]:
+    """The ANOVA and contrasts of a factorial sweep (none: no section)."""
+    f = report.factorial
+    if f is None:
+        return []
+    low, high = f.per_cell
+    per_cell = f"{low}" if low == high else f"{low}-{high}"
+    design = " × ".join(f"`{x}` ({len(f.levels[x])})" for x in f.factors)
+    lines = [
+        "## Factorial analysis of test accuracy",
+        "",
+        f"Every combination of {design} ran, {per_cell} run(s) each ({f.runs} runs): an analysis "
+        "of variance (OLS on sum-to-zero coded factors, type III sums of squares, statsmodels) "
+        "tests each factor's main effect and each interaction; the error is the seeds' spread "
+        f"within the combinations, {f.residual_df} degrees of freedom. effect: p < 0.05. "
+        "partial η² = SS_term / (SS_term + SS_residual).",
+        "",
+        *markdown_lines(*anova_table(f)),
+        "",
+        "Contrasts of the cell means, each with its 95 % CI (t with the residual df) and p. "
+        "main: the difference of two levels' marginal means (each the unweighted mean of its "
+        "cells). interaction: the first factor's difference at one level of the second minus "
+        "the same difference at another (0 when it does not depend on it). simple: a two-level "
+        "factor's difference at one level of another. Each p is the contrast's own, not "
+        "corrected for their number; the F tests above are the primary tests. Also in "
+        "anova.csv.",
+        "",
+        *markdown_lines(*contrast_table(f)),
+    ]
+    if "interaction.png" in report.paths:
+        lines += ["", "Interactions: for each pair of factors, the mean test accuracy of each "
+                      "combination of their levels (over the other factors' levels) with its "
+                      "95 % CI from the residual variance; parallel lines mean no interaction.",
+                  "", "![interactions](interaction.png)"]  # fmt: skip
+    return lines
+
+
 def _pruned_lines(pruned: Sequence[dict]) -> list[str]:
     """Runs an Optuna search stopped early: listed apart from the failures (none: no section)."""
     if not pruned:
@@ -136,24 +176,39 @@ def _overfit_lines(reasons: Mapping[str, str]) -> list[str]:
     ]
 
 
-def _plot_lines(paths: Mapping[str, Path]) -> list[str]:
-    lines = [
-        "## Plots",
-        "",
-        f"Learning curves: a line per group, the mean over its runs per epoch; the band is the "
-        f"{BAND}.",
-        "",
-        "![learning curves](curves.png)",
-        "",
-        "Ablation: per level of each factor, pooled over the other factors, the mean test "
-        "accuracy with its 95 % CI (error bars) and each run as a dot.",
-        "",
-        "![ablation](ablation.png)",
-    ]
+ABLATION_TEXT = (
+    "Ablation: per level of each factor whose levels are compared on matched runs (an effects "
+    "row), over the runs whose other factors' levels ran at another level too, the mean test "
+    "accuracy with its 95 % CI (error bars) and each run as a dot."
+)
+EXPERIMENTS_TEXT = (
+    "Per experiment: the test accuracy of each of its groups (mean, 95 % CI; dots: runs)"
+)
+
+
+def _plot_lines(paths: Mapping[str, Path], marks_label: str | None) -> list[str]:
+    """The figures; ``marks_label``: a sweep of named experiments, its figure marked with it."""
+    if marks_label is None:
+        ablation_text = ABLATION_TEXT
+    else:
+        ablation_text = EXPERIMENTS_TEXT + (
+            f", and the {marks_label}'s figure as a dashed line." if marks_label else ".")
+    lines = ["## Plots", ""]
+    if "curves.png" in paths:
+        lines += [f"Learning curves: a line per group, the mean over its runs per epoch; the band "
+                  f"is the {BAND}.", "", "![learning curves](curves.png)", ""]  # fmt: skip
+    lines += [ablation_text, "", "![ablation](ablation.png)"]
     if "parallel.png" in paths:
         lines += ["", "Parallel coordinates: each run's factor levels and test accuracy.", "",
                   "![parallel coordinates](parallel.png)"]  # fmt: skip
     return lines
+
+
+def _marks_label(report: Report) -> str | None:
+    """None unless the runs are named experiments; then the label of the figure's marks."""
+    if not named_experiments(report.groups):
+        return None
+    return next((s.marks_label for s in report.sections if s.marks), "")
 
 
 def report_markdown(report: Report) -> str:
@@ -164,11 +219,12 @@ def report_markdown(report: Report) -> str:
         _factor_lines(report),
         _group_lines(report),
         _effect_lines(report),
+        _factorial_lines(report),
         *(section.markdown for section in report.sections),
         _pruned_lines(report.pruned),
         _failed_lines(report.failed),
         _overfit_lines(report.reasons),
-        _plot_lines(report.paths),
+        _plot_lines(report.paths, _marks_label(report)),
         ["## Provenance", "", *report.provenance] if report.provenance else [],
     ]  # fmt: skip
     return "\n\n".join("\n".join(s) for s in sections if s) + "\n"

@@ -153,6 +153,73 @@ def _ablation_panel(ax, factor: str, levels: Sequence[tuple[str, Sequence[float]
     ax.grid(axis="y", alpha=0.3)
 
 
+def plot_experiments(
+    panels: Sequence[tuple[str, Sequence[tuple[str, Sequence[float]]], float | None]],
+    marks_label: str,
+    path: Path,
+) -> None:
+    """One panel per named experiment: per group of it (a backend), the mean test accuracy with
+    its 95 % CI and every run as a dot, and a reference figure (the study's) as a dashed line.
+
+    ``panels``: (experiment, [(group label, test accuracies)], reference or None).
+    """
+    n = max(1, len(panels))
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(4.6 * ncols, 4 * nrows), dpi=DPI, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (experiment, levels, reference) in zip(axes, panels, strict=False):
+        _ablation_panel(ax, experiment, levels)
+        ax.set_xlabel("")
+        if reference is not None:
+            ax.axhline(reference, color="C3", linestyle="--", linewidth=1.2, zorder=1)
+            ax.annotate(f"{marks_label}: {reference:.4f}", (0.02, reference), color="C3",
+                        xycoords=("axes fraction", "data"), va="bottom", fontsize="small")
+            low, high = ax.get_ylim()
+            pad = 0.05 * (high - low)
+            ax.set_ylim(min(low, reference - pad), max(high, reference + pad))
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    title = "Test accuracy per experiment: mean, 95 % CI; dots: runs"
+    fig.suptitle(title + (f"; dashed: {marks_label}" if marks_label else ""))
+    save_png(fig, path)
+
+
+def plot_interactions(
+    pairs: Sequence[tuple[str, str, Mapping[tuple[str, str], tuple[float, float, float]]]],
+    path: Path,
+) -> None:
+    """One panel per pair of factors (a, b): b's levels along x, a line per level of a, each
+    point the mean over the other factors with its 95 % CI. Parallel lines: no interaction.
+
+    ``pairs``: (a, b, {(level of a, level of b): (mean, ci_low, ci_high)}).
+    """
+    n = max(1, len(pairs))
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(5 * ncols, 4.2 * nrows), dpi=DPI, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (a, b, means) in zip(axes, pairs, strict=False):
+        a_levels = list(dict.fromkeys(k[0] for k in means))
+        b_levels = list(dict.fromkeys(k[1] for k in means))
+        offsets = np.linspace(-0.08, 0.08, len(a_levels)) if len(a_levels) > 1 else [0.0]
+        for i, (la, dx) in enumerate(zip(a_levels, offsets, strict=True)):
+            mean, low, high = (np.array([means[(la, lb)][j] for lb in b_levels]) for j in range(3))
+            x = np.arange(len(b_levels)) + dx
+            ax.errorbar(x, mean, yerr=[mean - low, high - mean], marker="o", capsize=4,
+                        color=f"C{i % 10}", label=f"{a}={la}")  # fmt: skip
+        ax.set_xticks(np.arange(len(b_levels)), b_levels)
+        ax.set_xlabel(b)
+        ax.set_ylabel("test accuracy (mean, 95 % CI)")
+        ax.set_title(f"{a} × {b}")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize="small")
+    for ax in axes[len(pairs):]:
+        ax.set_visible(False)
+    fig.suptitle("Interactions: cell means over the other factors; parallel lines: none")
+    save_png(fig, path)
+
+
 def plot_parallel(levels: Mapping[str, Sequence[str]], scores: Sequence[float], path: Path) -> None:
     """Parallel coordinates: an axis per factor then test accuracy, a line per run coloured by
     its test accuracy. Numeric factors keep their scale (log when positive and spanning 100x+);

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mnistlab.report.anova import Factorial, factorial_analysis
 from mnistlab.report.factors import (
     NO_FACTOR,
     SEED_KEY,
@@ -19,7 +20,7 @@ from mnistlab.report.factors import (
     level_of,
     run_levels,
 )
-from mnistlab.report.runs import Run, natural_key
+from mnistlab.report.runs import TABLE_EXPERIMENT, Run, natural_key
 from mnistlab.report.stats import (
     METRICS,
     Effect,
@@ -47,6 +48,10 @@ class Section:
 
     markdown: list[str]
     tables: list[tuple[list[dict], list[str], str]] = field(default_factory=list)
+    # experiment -> a reference test accuracy that a sweep of named experiments' figure marks
+    # beside ours (the study's own figure), named by marks_label
+    marks: dict[str, float] = field(default_factory=dict)
+    marks_label: str = ""
 
 
 @dataclass
@@ -63,6 +68,9 @@ class Report:
     groups: list[Group] = field(default_factory=list)  # best mean val_acc first
     effects: list[Effect] = field(default_factory=list)
     unmatched: int = 0  # level pairs with no matched runs, hence not compared
+    # factor -> the keys that changed along with it (its effect is theirs too)
+    confounded: dict[str, list[str]] = field(default_factory=dict)
+    factorial: Factorial | None = None  # the ANOVA of test_acc, when the runs are a factorial
     sections: list[Section] = field(default_factory=list)  # from the plug-ins, in their order
     job_counts: dict[str, int] | None = None
     provenance: list[str] = field(default_factory=list)  # report.md's "Provenance" lines
@@ -118,6 +126,7 @@ def _num(value: Any) -> float | None:
 def build_rows(runs: Sequence[Run], varying: Sequence[str]) -> tuple[list[dict], dict[str, str]]:
     """One row per run in report order (see _row_order), plus why each overfit run is flagged."""
     rows, reasons = [], {}
+    named = experiment_column(runs)
     for run in runs:
         s = run.summary
         train, val = _num(s.get("train_acc")), _num(s.get("val_acc"))
@@ -128,6 +137,8 @@ def build_rows(runs: Sequence[Run], varying: Sequence[str]) -> tuple[list[dict],
             reasons[run.name] = reason
         best_epoch, epochs = _num(s.get("best_epoch")), _num(s.get("epochs_completed"))
         row: dict[str, Any] = {"run": run.name}
+        if named:
+            row[TABLE_EXPERIMENT] = (run.config or {}).get(TABLE_EXPERIMENT)
         row.update({k: (run.config or {}).get(k) for k in varying})
         row.update(
             status=str(s.get("status") or "unknown"),
@@ -145,6 +156,12 @@ def build_rows(runs: Sequence[Run], varying: Sequence[str]) -> tuple[list[dict],
         rows.append(row)
     rows.sort(key=_row_order)
     return rows, reasons
+
+
+def experiment_column(runs: Sequence[Run]) -> bool:
+    """Whether runs.csv names each run's experiment: when any ran as one (`experiment=`), so that
+    a report rebuilt from the table (runs.runs_from_table) still knows them."""
+    return any((run.config or {}).get(TABLE_EXPERIMENT) for run in runs)
 
 
 def _row_order(row: dict[str, Any]) -> tuple[bool, bool, float, list[Any]]:
@@ -170,7 +187,26 @@ def build_groups(
         _group(group, [by_name[r.name] for r in group], setting_keys, factors)
         for group in members.values()
     ]
+    if named_experiments(groups):
+        _label_by_experiment(groups, factors)
     return sorted(groups, key=_group_order)
+
+
+def named_experiments(groups: Sequence[Group]) -> bool:
+    """Whether the runs are named experiments (`experiment=`), two or more: a sweep of recipes
+    that differ in whatever each sets, read per experiment rather than per factor."""
+    names = {g.experiment for g in groups}
+    return None not in names and len(names) >= 2
+
+
+def _label_by_experiment(groups: Sequence[Group], factors: Sequence[str]) -> None:
+    """``tf_run3 · keras``: the experiment's name, then the levels that tell its groups apart."""
+    for g in groups:
+        same = [o for o in groups if o.experiment == g.experiment]
+        apart = [f for f in factors if len({o.levels.get(f) for o in same}) > 1]
+        name = str(g.experiment).rsplit("/", 1)[-1]
+        g.label = " · ".join([name, *(g.levels[f] if f == "backend.name" else
+                                       f"{f}={g.levels[f]}" for f in apart)])  # fmt: skip
 
 
 def _group(
@@ -203,18 +239,36 @@ def _group_order(group: Group) -> tuple[bool, float, list[Any]]:
     return mean is None, -(mean or 0.0), natural_key(group.label)
 
 
+def completed_obs(
+    runs: Sequence[Run], rows: Sequence[dict], factors: Sequence[str], metric: str = "test_acc"
+) -> list[Obs]:
+    """Each completed run's factor levels, seed and ``metric``, for the effects and the ANOVA."""
+    by_name = {row["run"]: row for row in rows}
+    return [
+        Obs(levels, (run.config or {}).get(SEED_KEY), by_name[run.name][metric])
+        for run, levels in zip(runs, run_levels(runs, factors), strict=True)
+        if levels is not None
+        and by_name[run.name]["status"] == "completed"
+        and by_name[run.name][metric] is not None
+    ]
+
+
+def level_orders(obs: Sequence[Obs], factors: Sequence[str]) -> dict[str, list[str]]:
+    """Each factor's levels among ``obs``, in report order (numbers by value)."""
+    return {f: sorted({o.levels[f] for o in obs}, key=level_key) for f in factors}
+
+
 def build_effects(
     runs: Sequence[Run], rows: Sequence[dict], confounded: Mapping[str, Sequence[str]]
 ) -> tuple[list[Effect], int]:
     """Matched comparisons of every pair of each factor's levels on test accuracy."""
-    factors = list(confounded)
-    by_name = {row["run"]: row for row in rows}
-    obs = [
-        Obs(levels, (run.config or {}).get(SEED_KEY), by_name[run.name]["test_acc"])
-        for run, levels in zip(runs, run_levels(runs, factors), strict=True)
-        if levels is not None
-        and by_name[run.name]["status"] == "completed"
-        and by_name[run.name]["test_acc"] is not None
-    ]
-    orders = {f: sorted({o.levels[f] for o in obs}, key=level_key) for f in factors}
-    return factor_effects(obs, orders, confounded)
+    obs = completed_obs(runs, rows, list(confounded))
+    return factor_effects(obs, level_orders(obs, list(confounded)), confounded)
+
+
+def build_factorial(
+    runs: Sequence[Run], rows: Sequence[dict], factors: Sequence[str], metric: str = "test_acc"
+) -> Factorial | None:
+    """The ANOVA of ``metric`` when the runs form a full factorial (mnistlab.report.anova)."""
+    obs = completed_obs(runs, rows, factors, metric)
+    return factorial_analysis(obs, level_orders(obs, factors), metric)

@@ -196,6 +196,48 @@ def load_run(path: Path, out_dir: Path) -> Run:
     )
 
 
+# runs.csv's columns after the config keys (mnistlab.report.results.RESULT_COLUMNS) and the
+# summary.json keys they come from
+TABLE_SUMMARY = {"status": "status", "epochs": "epochs_completed", "train_acc": "train_acc",
+                 "val_acc": "val_acc", "test_acc": "test_acc", "best_val_acc": "best_val_acc",
+                 "best_epoch": "best_epoch", "wall_seconds": "wall_seconds", "error": "error"}
+TABLE_EXPERIMENT = "experiment"  # runs.csv's column of named experiments, when they ran
+
+
+def runs_from_table(path: Path) -> list[Run]:
+    """The runs of a report's runs.csv, to report them again where their directories are gone
+    (a committed report): each row's summary numbers, and as its config the keys that varied
+    (the columns between ``run`` and ``status``) with its experiment. There are no curves,
+    confusions or provenance: those live in the run directories."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        columns = list(reader.fieldnames or [])
+        records = list(reader)
+    if columns[:1] != ["run"] or "status" not in columns:
+        raise ValueError(f"{path}: not a report's runs.csv (columns run, ..., status, ...)")
+    keys = columns[1:columns.index("status")]
+    runs = [Run(name=r["run"],
+                summary={TABLE_SUMMARY[c]: _cell_value(r[c]) for c in TABLE_SUMMARY if c in r},
+                config={k: _cell_value(r[k]) for k in keys if r[k] != ""},
+                metrics={})
+            for r in records]  # fmt: skip
+    return sorted(runs, key=lambda run: natural_key(run.name))  # as find_runs orders directories
+
+
+def _cell_value(text: str) -> Any:
+    """A runs.csv cell as the value it was written from: numbers, null (empty), else text."""
+    if text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def read_robustness(path: Path, dataset: Any) -> dict[str, list[tuple[float, float]]]:
     """eval.py's curves of the best checkpoint on the run's own test set
     (eval/best-<data>-test/robustness.csv); {} when it was not evaluated so."""

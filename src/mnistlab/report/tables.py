@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from mnistlab.report.anova import Factorial
 from mnistlab.report.factors import value_text
 from mnistlab.report.results import Report
 from mnistlab.report.stats import (
@@ -138,6 +139,45 @@ def effect_table(effects: Sequence[Effect]) -> tuple[list[dict], list[str]]:
     return rows, columns
 
 
+def anova_table(f: Factorial) -> tuple[list[dict], list[str]]:
+    """report.md's ANOVA: a row per term, its F test and the share of variance it explains."""
+    columns = ["term", "df", "F", "p", "partial η²", "verdict"]
+    rows = [
+        {"term": t.name, "df": f"{t.df:g}", "F": f"{t.f:.2f}", "p": f"{t.p:.3g}",
+         "partial η²": f"{t.partial_eta_sq:.3f}",
+         "verdict": "effect" if t.significant else "no clear effect"}
+        for t in f.terms
+    ]  # fmt: skip
+    return rows, columns
+
+
+def contrast_table(f: Factorial) -> tuple[list[dict], list[str]]:
+    """report.md's contrasts of the cell means, each with its CI and p."""
+    columns = ["term", "kind", "contrast", "diff", "95 % CI", "p"]
+    rows = [{"term": " × ".join(c.factors), "kind": c.kind, "contrast": c.what,
+             **diff_cells(c.result)} for c in f.contrasts]  # fmt: skip
+    return rows, columns
+
+
+ANOVA_CSV_COLUMNS = ["metric", "row", "term", "contrast", "df", "F", "p", "partial_eta_sq",
+                     "diff", "ci_low", "ci_high", "mean_level", "mean_vs"]  # fmt: skip
+
+
+def anova_csv_rows(f: Factorial | None) -> list[dict]:
+    """anova.csv: the ANOVA's terms, then the contrasts, at full precision."""
+    if f is None:
+        return []
+    terms = [{"metric": f.metric, "row": "term", "term": t.name, "contrast": "", "df": t.df,
+              "F": t.f, "p": t.p, "partial_eta_sq": t.partial_eta_sq} for t in f.terms]
+    contrasts = [{"metric": f.metric, "row": c.kind, "term": " × ".join(c.factors),
+                  "contrast": c.what, "df": c.result.df, "p": c.result.p, "diff": c.result.diff,
+                  "ci_low": c.result.ci_low, "ci_high": c.result.ci_high,
+                  "mean_level": c.result.mean_a if c.kind != "interaction" else None,
+                  "mean_vs": c.result.mean_b if c.kind != "interaction" else None}
+                 for c in f.contrasts]  # fmt: skip
+    return [{k: row.get(k) for k in ANOVA_CSV_COLUMNS} for row in terms + contrasts]
+
+
 def _cell(value: Any, column: str) -> str:
     """Table cell text; an error keeps its last line (a traceback's exception), cut to fit."""
     text = _fmt(value, column)
@@ -200,6 +240,8 @@ def print_report(report: Report, title: str) -> None:
     print_table(*group_table(report.groups), title="groups (seeds pooled; mean ± std [95 % CI])")
     if report.effects:
         print_table(*effect_table(report.effects), title="effects on test accuracy (matched)")
+    if report.factorial is not None:
+        print_table(*anova_table(report.factorial), title="factorial ANOVA of test accuracy")
     for section in report.sections:
         for rows, columns, title in section.tables:
             print_table(rows, columns, title=title)

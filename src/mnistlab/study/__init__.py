@@ -16,5 +16,5 @@ from mnistlab.study.six_nine import six_nine_section
 
 def report_section(report: Report, runs: Sequence[Run]) -> list[Section]:
     """What the study adds to a report: nothing when no run is of its experiments or digits."""
-    sections = (study_section(report.groups, report.effects), six_nine_section(runs))
+    sections = (study_section(report), six_nine_section(runs))
     return [s for s in sections if s is not None]

@@ -1,12 +1,13 @@
 """The study's claims checked against measured runs, and its numbers beside ours.
 
-*Study claims* (results.yaml): each claim names pairs of the study's experiments and the
-direction it expects; each pair of groups (same backend, fewest other differences) is one piece
-of evidence, confirmed when the difference is in the claimed direction with p < 0.05, refuted
-when opposite with p < 0.05, else inconclusive. A claim may also name a factor's levels: a
-matched effect between them, when tested, is the better evidence and alone decides. Otherwise
-the claim is confirmed when some evidence confirms it and none refutes it (refuted likewise),
-and inconclusive when the evidence is mixed or missing.
+*Study claims* (results.yaml), checked on runs of the study's dataset: each claim names the
+direction it expects, the keys it is about, pairs of the study's experiments and a factor's
+levels. Each pair of groups (same backend, fewest other differences) and each factor's two
+levels on matched runs (the factorial ANOVA's main effect where the runs form a factorial) is a
+piece of evidence. Evidence that also changes keys the claim is not about is *confounded*: it
+cannot tell the claimed cause from the others. Isolated evidence alone decides (confirmed,
+refuted, inconclusive; CONCLUSIONS_RULE); a claim with only confounded evidence is confounded,
+with the keys, and names the sweep (results.yaml's ``isolate``) that would isolate it.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ from typing import Any
 
 import yaml
 
-from mnistlab.report.results import Section
+from mnistlab.report.anova import factorial_analysis
+from mnistlab.report.factors import value_text
+from mnistlab.report.results import Report, Section, level_orders, named_experiments
 from mnistlab.report.stats import (
     ALPHA,
     METRICS,
     Comparison,
-    Effect,
     Group,
+    Obs,
     _same,
+    matched_samples,
     setting_diff,
     welch,
 )
@@ -82,15 +86,11 @@ def study_rows(groups: Sequence[Group], study: Mapping[str, Any]) -> list[StudyR
 
 
 def deviations(config: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
-    """``key=ours (study: theirs)`` for each of the study's hyperparameters we did not run."""
-    missing = object()
-    out = []
-    for key, theirs in expected.items():
-        ours = config.get(key, missing)
-        if ours is missing or not _same(ours, theirs):
-            shown = "(unset)" if ours is missing else ours
-            out.append(f"{key}={shown} (study: {theirs})")
-    return out
+    """``key=ours (study: theirs)`` for each of the study's hyperparameters we did not run; a
+    key the run's config does not record (a run read back from runs.csv has only the keys that
+    varied) is not compared."""
+    return [f"{key}={config[key]} (study: {theirs})" for key, theirs in expected.items()
+            if key in config and not _same(config[key], theirs)]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,10 @@ class Evidence:
 
     what: str  # which groups or levels
     result: Comparison
-    verdict: str
+    verdict: str  # confirmed / refuted / inconclusive, or confounded (it cannot tell)
     note: str
-    matched: bool = False
+    matched: bool = False  # a factor's levels on matched runs (else two experiments' groups)
+    confounded: tuple[str, ...] = ()  # other keys that changed along with the claimed ones
 
 
 @dataclass(frozen=True)
@@ -109,48 +110,75 @@ class Conclusion:
     name: str
     claim: str
     metric: str
-    verdict: str
+    verdict: str  # confirmed / refuted / inconclusive / confounded
     evidence: list[Evidence]
+    confounded: tuple[str, ...] = ()  # verdict confounded: the keys its evidence also changed
+    isolate: str | None = None  # the sweep (sweeps/<name>.yaml) whose runs isolate the claim
 
 
-def check_conclusions(
-    groups: Sequence[Group], effects: Sequence[Effect], study: Mapping[str, Any]
-) -> list[Conclusion]:
-    """Each of the study's claims against the groups of its experiments (module docstring)."""
-    done = [g for g in groups if g.n > 0 and study_name(g.experiment) in study["runs"]]
-    if not done:
-        return []
-    return [_conclusion(spec, done, effects) for spec in study["conclusions"]]
+def check_conclusions(report: Report, study: Mapping[str, Any]) -> list[Conclusion]:
+    """Each of the study's claims against the report's runs of the study's dataset (module
+    docstring); none when no claim has a piece of evidence there."""
+    groups = [g for g in report.groups
+              if g.n > 0 and g.config.get("data.name", study["data"]) == study["data"]]  # fmt: skip
+    conclusions = [_conclusion(spec, groups, report) for spec in study["conclusions"]]
+    return conclusions if any(c.evidence for c in conclusions) else []
 
 
-def _conclusion(
-    spec: Mapping[str, Any], groups: Sequence[Group], effects: Sequence[Effect]
-) -> Conclusion:
+def _conclusion(spec: Mapping[str, Any], groups: Sequence[Group], report: Report) -> Conclusion:
     metric, expect = spec["metric"], spec["expect"]
-    evidence = [_matched_evidence(spec, effects)] if spec.get("matched") else []
+    wanted = spec.get("matched") or []
+    evidence = [_matched_evidence(want, spec, groups, report)
+                for want in ([wanted] if isinstance(wanted, Mapping) else wanted)]  # fmt: skip
     evidence = [e for e in evidence if e is not None]
-    for first, second in spec["pairs"]:
+    for first, second in spec.get("pairs") or []:
         for a, b in _paired_groups(groups, first, second):
             result = welch(a.values.get(metric, []), b.values.get(metric, []))
             what = f"{first} ({a.backend}, n={a.n}) vs {second} ({b.backend}, n={b.n})"
+            other = tuple(k for k in setting_diff(a, b) if k not in (spec.get("about") or []))
             evidence.append(Evidence(
-                what, result, claim_verdict(result, expect), _pair_note(a, b, spec.get("about")),
+                what, result, "confounded" if other else claim_verdict(result, expect),
+                _pair_note(other, spec.get("about")), confounded=other,
             ))  # fmt: skip
-    return Conclusion(spec["name"], spec["claim"], metric, overall_verdict(evidence), evidence)
+    verdict = overall_verdict(evidence)
+    keys = sorted({k for e in evidence for k in e.confounded}) if verdict == "confounded" else []
+    return Conclusion(spec["name"], spec["claim"], metric, verdict, evidence, tuple(keys),
+                      spec.get("isolate"))  # fmt: skip
 
 
-def _matched_evidence(spec: Mapping[str, Any], effects: Sequence[Effect]) -> Evidence | None:
-    """The effects row between the claim's two levels, read in the claim's direction; none when
-    other keys changed along with the factor (then it is no cleaner than the pairs)."""
-    want = spec["matched"]
-    factor, level, vs = want["factor"], str(want["level"]), str(want["vs"])
-    for e in effects:
-        if e.factor == factor and {e.level, e.vs} == {level, vs} and not e.confounded:
-            result = e.result if e.level == level else e.result.reversed()
-            note = f"matched over {e.strata} combination(s) of the other factors"
-            what = f"{factor}={level} vs {factor}={vs}"
-            return Evidence(what, result, claim_verdict(result, spec["expect"]), note, True)
-    return None
+def _matched_evidence(
+    want: Mapping[str, Any], spec: Mapping[str, Any], groups: Sequence[Group], report: Report
+) -> Evidence | None:
+    """The claim's two levels of a factor compared on matched runs, in the claim's direction:
+    the factorial ANOVA's main effect where the runs form a factorial, else the matched Welch
+    comparison (mnistlab.report.stats); None when no run is matched."""
+    factor, metric = want["factor"], spec["metric"]
+    level, vs = value_text(want["level"]), value_text(want["vs"])
+    if factor not in report.factors:
+        return None
+    obs = [Obs(g.levels, i, v) for g in groups if factor in g.levels
+           for i, v in enumerate(g.values.get(metric, []))]  # fmt: skip
+    factorial = (None if named_experiments(groups)
+                 else factorial_analysis(obs, level_orders(obs, report.factors), metric))
+    what = f"{factor}={level} vs {factor}={vs}"
+    if factorial is not None and factor in factorial.factors:
+        result = factorial.main_effect(factor, level, vs)
+        design = " × ".join(factorial.factors)
+        note = (f"main effect in the factorial ANOVA ({design}, {factorial.runs} runs), "
+                "averaged over the other factors' levels")
+    else:
+        samples = matched_samples(obs, factor, level, vs)
+        result = None if samples is None else welch(samples[0], samples[1])
+        note = "" if samples is None else (
+            f"matched over {samples[2]} combination(s) of the other factors")
+    if result is None:
+        return None
+    about = spec.get("about") or []
+    other = tuple(k for k in report.confounded.get(factor, ()) if k not in about)
+    if other:
+        note += f"; {factor} changed along with {', '.join(other)}"
+    verdict = "confounded" if other else claim_verdict(result, spec["expect"])
+    return Evidence(what, result, verdict, note, matched=True, confounded=other)
 
 
 def _paired_groups(groups: Sequence[Group], first: str, second: str) -> list[tuple[Group, Group]]:
@@ -165,23 +193,36 @@ def _paired_groups(groups: Sequence[Group], first: str, second: str) -> list[tup
     return pairs
 
 
-def _pair_note(a: Group, b: Group, about: Sequence[str] | None) -> str:
+def _pair_note(other: Sequence[str], about: Sequence[str] | None) -> str:
     """Which other keys the two groups differ in: the comparison is not isolated then."""
-    about = list(about or [])
-    other = [k for k in setting_diff(a, b) if k not in about]
     if not other:
         return f"differ only in {', '.join(about)}" if about else "same settings"
     return f"also differ in {', '.join(other)}: not an isolated comparison"
 
 
 def overall_verdict(evidence: Sequence[Evidence]) -> str:
-    """Tested matched evidence decides; else confirmed/refuted only when nothing contradicts."""
-    matched = [e.verdict for e in evidence if e.matched and e.result.tested]
-    verdicts = set(matched or [e.verdict for e in evidence])
-    for verdict, opposite in (("confirmed", "refuted"), ("refuted", "confirmed")):
-        if verdict in verdicts and opposite not in verdicts:
-            return verdict
-    return "inconclusive"
+    """Isolated evidence decides: matched levels first, else pairs that differ in the claimed
+    keys alone; confirmed (refuted) when some of it confirms (refutes) and none says the
+    opposite. With only confounded evidence: confounded, never confirmed or refuted."""
+    isolated = [e for e in evidence if not e.confounded and e.result.tested]
+    deciding = [e.verdict for e in isolated if e.matched] or [e.verdict for e in isolated]
+    if deciding:
+        for verdict, opposite in (("confirmed", "refuted"), ("refuted", "confirmed")):
+            if verdict in deciding and opposite not in deciding:
+                return verdict
+        return "inconclusive"
+    return "confounded" if any(e.confounded for e in evidence) else "inconclusive"
+
+
+def verdict_text(c: Conclusion) -> str:
+    """The verdict as report.md's list gives it; a confounded one says how to isolate it."""
+    if c.verdict != "confounded":
+        return f"**{c.verdict}**"
+    text = f"**confounded** with {', '.join(c.confounded)}: no runs differ in the claimed keys"
+    text += " alone"
+    if c.isolate:
+        text += f"; `python train.py -m sweeps={c.isolate}` isolates it"
+    return text
 
 
 def study_table(rows: Sequence[StudyRow]) -> tuple[list[dict], list[str]]:
@@ -210,8 +251,6 @@ def conclusion_table(conclusions: Sequence[Conclusion]) -> tuple[list[dict], lis
     rows = []
     for c in conclusions:
         head = {"claim": c.name, "verdict": c.verdict}
-        if not c.evidence:
-            rows.append({**dict.fromkeys(columns, "-"), **head, "note": "no runs to compare"})
         for i, e in enumerate(c.evidence):
             rows.append({
                 **(head if i == 0 else {"claim": "", "verdict": ""}), "evidence": e.what,
@@ -220,36 +259,55 @@ def conclusion_table(conclusions: Sequence[Conclusion]) -> tuple[list[dict], lis
     return rows, columns
 
 
-def study_section(groups: Sequence[Group], effects: Sequence[Effect]) -> Section | None:
-    """The study's numbers beside ours and its claims checked, when runs of its experiments
-    are in the report."""
+CONCLUSIONS_RULE = (
+    "Each piece of evidence is a test of the claimed difference: confirmed when it lies in the "
+    "claimed direction with p < 0.05, refuted when opposite with p < 0.05, else inconclusive. "
+    "Evidence is *isolated* when the runs compared differ in the claimed keys alone: a "
+    "factor's levels on matched runs (the factorial ANOVA's main effect where the runs form a "
+    "factorial, else Welch's test over the strata that hold both levels), or two experiments "
+    "that differ in nothing else. Isolated evidence decides (matched levels first): confirmed "
+    "(refuted) when some of it confirms (refutes) the claim and none says the opposite. "
+    "Evidence whose runs also differ in other keys is *confounded*: it cannot tell the "
+    "claimed cause from the others, so a claim with only such evidence is confounded, never "
+    "confirmed or refuted, and the sweep that would isolate it is named."
+)
+
+
+def study_section(report: Report) -> Section | None:
+    """The study's numbers beside ours, when runs of its experiments are in the report, and
+    its claims checked, when any run speaks to them."""
     study = load_study()
-    rows = study_rows(groups, study)
-    if not rows:
+    rows = study_rows(report.groups, study)
+    conclusions = check_conclusions(report, study)
+    if not rows and not conclusions:
         return None
-    conclusions = check_conclusions(groups, effects, study)
-    table, columns = study_table(rows)
-    claims, claim_columns = conclusion_table(conclusions)
-    lines = [
-        "## Study vs measured",
-        "",
-        "The study's reported accuracies (../shared/SEED.md, `study/results.yaml`) beside our "
-        "group means ± the 95 % CI half-width; deviations name the study's hyperparameters our "
-        "runs did not use.",
-        "",
-        *markdown_lines(table, columns),
-        "",
-        "### The study's conclusions",
-        "",
-        "Welch's test per piece of evidence: confirmed when the difference is in the claimed "
-        "direction with p < 0.05, refuted when opposite with p < 0.05, else inconclusive. A "
-        "tested matched effect decides alone; otherwise a claim is confirmed (refuted) when some "
-        "evidence confirms (refutes) it and none says the opposite.",
-        "",
-    ]
-    lines += [f"- **{c.name}** ({c.claim}): **{c.verdict}**" for c in conclusions]
-    return Section(
-        markdown=[*lines, "", *markdown_lines(claims, claim_columns)],
-        tables=[(table, columns, "study vs measured (mean ± 95 % CI)"),
-                (claims, claim_columns, "the study's conclusions")],
-    )
+    lines: list[str] = []
+    tables = []
+    if rows:
+        table, columns = study_table(rows)
+        lines += [
+            "## Study vs measured",
+            "",
+            "The study's reported accuracies (../shared/SEED.md, `study/results.yaml`) beside "
+            "our group means ± the 95 % CI half-width; deviations name the study's "
+            "hyperparameters our runs did not use.",
+            "",
+            *markdown_lines(table, columns),
+            "",
+        ]
+        tables.append((table, columns, "study vs measured (mean ± 95 % CI)"))
+    if conclusions:
+        claims, claim_columns = conclusion_table(conclusions)
+        lines += ["### The study's conclusions" if rows else "## The study's conclusions", "",
+                  CONCLUSIONS_RULE, ""]  # fmt: skip
+        lines += [f"- **{c.name}** ({c.claim}): {verdict_text(c)}"
+                  for c in conclusions if c.evidence]  # fmt: skip
+        silent = [c.name for c in conclusions if not c.evidence]
+        if silent:
+            lines.append(f"- no run here speaks to {', '.join(silent)}")
+        lines += ["", *markdown_lines(claims, claim_columns)]
+        tables.append((claims, claim_columns, "the study's conclusions"))
+    marks = {r.experiment: r.reported["test_acc"] for r in rows
+             if r.reported["test_acc"] is not None}  # fmt: skip
+    return Section(markdown=lines, tables=tables, marks=marks,
+                   marks_label="study" if marks else "")
