@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from mnistlab.backends.keras.env import import_keras
 from mnistlab.data.catalog import DATASETS
@@ -259,6 +260,15 @@ def test_flip_rates(backend: str, horizontal_p: float, vertical_p: float) -> Non
     assert h.mean() == pytest.approx(horizontal_p, abs=0.05)
     assert v.mean() == pytest.approx(vertical_p, abs=0.05)
     assert (h & v).mean() == pytest.approx(horizontal_p * vertical_p, abs=0.05)  # independent
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_hflip_mirrors_left_right_only(compose_cfg, backend: str) -> None:
+    """aug=hflip (conf/aug/hflip.yaml): a garment's mirror image, never its upside-down one."""
+    aug = OmegaConf.to_container(compose_cfg(["aug=hflip"]).aug)
+    assert aug == {"name": "hflip", "horizontal_p": 0.5, "vertical_p": 0.0}
+    h, v = flipped(BACKENDS[backend](aug, dots(2000, 5.5, 8.5)))
+    assert h.mean() == pytest.approx(0.5, abs=0.05) and not v.any()
 
 
 AUGS = [dict(name="flip", horizontal_p=1.0, vertical_p=1.0), shift_rotate(20.0, 0.1, 0.1)]

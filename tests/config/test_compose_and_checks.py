@@ -188,7 +188,7 @@ def test_unknown_keys_are_rejected_at_compose_time(compose_cfg, overrides: list[
 @pytest.mark.parametrize(("override", "group", "option", "allowed"), [
     ("optimizer=lion", "optimizer", "lion", ["adam", "adamw", "rmsprop", "sgd"]),
     ("scheduler=step", "scheduler", "step", ["cosine", "none", "onecycle"]),
-    ("aug=rotate", "aug", "rotate", ["flip", "none", "shift_rotate"]),
+    ("aug=rotate", "aug", "rotate", ["flip", "hflip", "none", "shift_rotate"]),
     ("data=cifar10", "data", "cifar10",
      ["digits", "fashion_mnist", "image_folder", "mnist", "npz"]),
     ("backend=jax", "backend", "jax", ["keras", "lightning"]),
