@@ -96,17 +96,22 @@ def plot_curves(series: Sequence[tuple[str, Sequence[Metrics]]], path: Path) -> 
     save_png(fig, path)
 
 
+def _panel_grid(n: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
+    """A figure of ``n`` panels, three to a row; the axes flat, spare ones hidden by the caller."""
+    n = max(1, n)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(width * ncols, height * nrows), dpi=DPI, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False).ravel()
+
+
 def plot_ablation(factors: Mapping[str, Sequence[tuple[str, Sequence[float]]]], path: Path) -> None:
     """One panel per factor: per level, the mean test accuracy over the other factors with its
     95 % CI as error bars (2+ runs) and every run as a dot.
 
     ``factors`` maps a factor name to (level, test accuracies of the runs at that level).
     """
-    n = max(1, len(factors))
-    ncols = min(n, 3)
-    nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(5 * ncols, 4.2 * nrows), dpi=DPI, layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    fig, axes = _panel_grid(len(factors), 5, 4.2)
     for ax, (factor, levels) in zip(axes, factors.items(), strict=False):
         _ablation_panel(ax, factor, levels)
     for ax in axes[len(factors) :]:
@@ -163,11 +168,7 @@ def plot_experiments(
 
     ``panels``: (experiment, [(group label, test accuracies)], reference or None).
     """
-    n = max(1, len(panels))
-    ncols = min(n, 3)
-    nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(4.6 * ncols, 4 * nrows), dpi=DPI, layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    fig, axes = _panel_grid(len(panels), 4.6, 4)
     for ax, (experiment, levels, reference) in zip(axes, panels, strict=False):
         _ablation_panel(ax, experiment, levels)
         ax.set_xlabel("")
@@ -194,11 +195,7 @@ def plot_interactions(
 
     ``pairs``: (a, b, {(level of a, level of b): (mean, ci_low, ci_high)}).
     """
-    n = max(1, len(pairs))
-    ncols = min(n, 3)
-    nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(5 * ncols, 4.2 * nrows), dpi=DPI, layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    fig, axes = _panel_grid(len(pairs), 5, 4.2)
     for ax, (a, b, means) in zip(axes, pairs, strict=False):
         a_levels = list(dict.fromkeys(k[0] for k in means))
         b_levels = list(dict.fromkeys(k[1] for k in means))
