@@ -15,7 +15,7 @@ EXPERIMENTS = sorted(p.relative_to(CONF_DIR / "experiment").with_suffix("").as_p
 def test_every_study_run_is_an_experiment() -> None:
     assert sorted(STUDY) == [e for e in EXPERIMENTS if e.startswith("study/")]
     assert sorted(["optimizer", "augmentation", "l2", "study_runs", "ablation_grid",
-                   "optuna", "study"]) == SWEEPS
+                   "optuna", "study", "ablations_mnist", "ablations_fashion_mnist"]) == SWEEPS
 
 
 @pytest.mark.parametrize("name", sorted(STUDY))
