@@ -45,7 +45,6 @@ from mnistlab.report.runs import (
     read_named_confusion,
     runs_from_table,
 )
-from mnistlab.report.stats import Group
 from mnistlab.report.tables import (
     ANOVA_CSV_COLUMNS,
     EFFECT_CSV_COLUMNS,
@@ -119,7 +118,8 @@ def analyse(runs: Sequence[Run], out_dir: Path, job_counts: Mapping[str, int] | 
     groups = build_groups(runs, rows, varying, factors)
     confounded = confounded_keys(folded, configs)
     effects, unmatched = build_effects(runs, rows, confounded)
-    factorial = build_factorial(runs, rows, factors) if _is_factorial_sweep(groups) else None
+    # named experiments differ in whatever each one sets: their levels are no design
+    factorial = None if named_experiments(groups) else build_factorial(runs, rows, factors)
     names = [*TEXT_FILES, *(["anova.csv"] if factorial else []),
              *figure_names(factors, factorial, curves=any(run.metrics for run in runs))]
     return Report(
@@ -138,12 +138,6 @@ def _table_runs(table: Path) -> list[Run]:
         return runs_from_table(table)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise NoRunsError(f"error: cannot read runs from {table}: {exc}") from None
-
-
-def _is_factorial_sweep(groups: Sequence[Group]) -> bool:
-    """Not a sweep of named experiments: their recipes differ in whatever each one sets, so
-    their levels are no design (a grid around one experiment is one)."""
-    return not named_experiments(groups)
 
 
 def write_files(report: Report, runs: Sequence[Run]) -> None:
