@@ -58,18 +58,32 @@ def callbacks(keras: ModuleType, recorder: EpochRecorder, scheduled: bool,
         def __init__(self) -> None:
             super().__init__()
             self.started = 0.0
+            self.first_step = 0
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.started = time.perf_counter()
+            self.first_step = self.steps_done()
 
         def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
             recorder.mark_first_batch()
-            if scheduled:
-                lr = self.model.optimizer.learning_rate
-                recorder.log_step_lr(float(keras.ops.convert_to_numpy(lr)))
+
+        def steps_done(self) -> int:
+            return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+        def log_step_lrs(self) -> None:
+            """The schedule at each of the epoch's steps, in one vectorised call: reading
+            optimizer.learning_rate at every step runs the schedule's ops eagerly, ~0.8 ms a
+            step (a tenth of a batch-256 step)."""
+            steps = np.arange(self.first_step, self.steps_done())
+            schedule = self.model.optimizer._learning_rate  # no public accessor
+            lrs = keras.ops.convert_to_numpy(keras.ops.vectorized_map(schedule, steps))
+            for lr in lrs:
+                recorder.log_step_lr(lr)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             # called after the epoch's validation, so the time includes it (as in Lightning)
+            if scheduled:
+                self.log_step_lrs()
             logs = logs or {}
             recorder.log_epoch(
                 epoch=epoch + 1,

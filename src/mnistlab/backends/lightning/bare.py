@@ -16,6 +16,7 @@ from mnistlab.backends.lightning.components import (
     build_augment,
     build_network,
     build_optimizer,
+    use_deterministic_algorithms,
 )
 from mnistlab.backends.lightning.model import l2_penalty
 from mnistlab.data import Splits
@@ -40,7 +41,7 @@ def loop(cfg: DictConfig, data: Splits) -> Timings:
     torch.set_num_interop_threads(threads)
     if t.deterministic:  # what Lightning's deterministic=True sets
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
+        use_deterministic_algorithms()
     device = torch_device(t.accelerator)
     half = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(t.precision))
     scaler = torch.amp.GradScaler(device.type, enabled=half is torch.float16)

@@ -25,7 +25,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger
 
 from mnistlab.atomic import write_atomically
 from mnistlab.backends.lightning.batches import TensorBatches
-from mnistlab.backends.lightning.components import as_images
+from mnistlab.backends.lightning.components import as_images, use_deterministic_algorithms
 from mnistlab.backends.lightning.model import count_params
 from mnistlab.backends.lightning.module import ClassifierModule
 from mnistlab.backends.lightning.quiet import quiet_lightning
@@ -202,6 +202,8 @@ def _fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
         default_root_dir=ctx.run_dir, plugins=[AtomicCheckpointIO()],
         callbacks=callbacks,
     )
+    if t.deterministic:  # Lightning has set torch's deterministic mode; this drops its NaN fill
+        use_deterministic_algorithms()
     device, world, rank = trainer.strategy.root_device, trainer.world_size, trainer.global_rank
     if bs % world:
         raise ConfigError(f"data.batch_size={bs} is not allowed with {world} processes; expected "
