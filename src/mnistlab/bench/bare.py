@@ -27,10 +27,12 @@ from mnistlab.data import load_splits
 from mnistlab.errors import ConfigError
 from mnistlab.run.configs import compose_config
 from mnistlab.run.training import sample_limits
+from mnistlab.training.allocator import keep_freed_memory
 
 
 def run(overrides: list[str]) -> dict[str, object]:
     """The bare run of `overrides` (a train.py command line): its timings and what it trained on."""
+    keep_freed_memory()  # as a train.py process does
     cfg = compose_config(overrides)
     if cfg.trainer.devices not in ("auto", 1):
         raise ConfigError("the bench's bare loops train on one device: use trainer.devices=auto")

@@ -21,6 +21,7 @@ from mnistlab.run.provenance import code_commit, machine
 from mnistlab.run.summary import build_summary, print_summary, write_json_atomically
 from mnistlab.run.trackers import Tracker, start_trackers
 from mnistlab.run.tracking import logged_epochs, run_name, run_tags
+from mnistlab.training.allocator import keep_freed_memory
 from mnistlab.training.contract import FitResult, RunContext
 from mnistlab.training.interrupts import stop_at_batch_boundaries
 from mnistlab.training.pruning import trial_reporter
@@ -130,6 +131,7 @@ class TrainingRun:
 
 def train(cfg: DictConfig) -> float:
     """Hydra task: returns the final validation accuracy (NaN if the run failed) for sweepers."""
+    keep_freed_memory()  # here, where every launcher's job process starts training
     run = TrainingRun(cfg)
     try:
         job = run_job(cfg, prepare=run.prepare, execute=run.execute, finish=run.finish,
