@@ -109,6 +109,20 @@ def test_one_epoch_on_real_mnist_reaches_97_5_percent(real_data, tmp_path):
     assert summary["test_acc"] >= 0.975
 
 
+def test_deterministic_mode_skips_the_nan_fill_of_new_tensors() -> None:
+    from mnistlab.backends.lightning.components import use_deterministic_algorithms
+
+    saved = (torch.are_deterministic_algorithms_enabled(),
+             torch.utils.deterministic.fill_uninitialized_memory)
+    try:
+        use_deterministic_algorithms()
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.utils.deterministic.fill_uninitialized_memory
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        torch.utils.deterministic.fill_uninitialized_memory = saved[1]
+
+
 def test_training_steps_check_cuda_without_nvml() -> None:
     """Lightning's import sets PYTORCH_NVML_BASED_CUDA_CHECK=1, under which torch's Adam asks
     NVML for devices at every step (~0.4 ms on a CPU); fit and test run without it, and it is
