@@ -13,8 +13,8 @@ For each backend, every run gets the same overrides (recipe, epochs, batch size,
   train.py run with trainer.limit_train_batches=1: mnistlab's warm validation pass (and one
   training batch), the fastest of three.
 - eval samples/s (bare): validation samples / the fastest of the bare loop's three warm
-  validation passes after training. (One pass here takes 0.38 s or 0.70 s from one call to the
-  next, on either side: a single pass per side measured that, not the code.)
+  validation passes after training (the fastest, as for training: one pass can be slowed by
+  what else the machine does).
 - s to first batch: the mnistlab run's summary.json seconds_to_first_batch, from its process start
   (interpreter, imports, data, model) to its first training batch.
 
