@@ -41,10 +41,11 @@ log = logging.getLogger(__name__)
 GPU_ACCELERATORS = ("gpu", "cuda", "mps")
 
 
-def callbacks(keras: ModuleType, recorder: EpochRecorder, scheduled: bool,
+def callbacks(keras: ModuleType, recorder: EpochRecorder, schedule: Any | None,
               checkpoints: Checkpoints) -> list[Any]:
     """The callbacks of every run, built once keras is imported; in this order at epoch end:
-    record the epoch, save best (if it improved) and last, publish the epoch."""
+    record the epoch, save best (if it improved) and last, publish the epoch. `schedule`: the
+    optimizer's LearningRateSchedule, None for a constant lr."""
 
     class EpochRecordCallback(keras.callbacks.Callback):
         """Hands each finished epoch (training and validation) to the shared recorder, and with
@@ -75,14 +76,13 @@ def callbacks(keras: ModuleType, recorder: EpochRecorder, scheduled: bool,
             optimizer.learning_rate at every step runs the schedule's ops eagerly, ~0.8 ms a
             step (a tenth of a batch-256 step)."""
             steps = np.arange(self.first_step, self.steps_done())
-            schedule = self.model.optimizer._learning_rate  # no public accessor
             lrs = keras.ops.convert_to_numpy(keras.ops.vectorized_map(schedule, steps))
             for lr in lrs:
                 recorder.log_step_lr(lr)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             # called after the epoch's validation, so the time includes it (as in Lightning)
-            if scheduled:
+            if schedule is not None:
                 self.log_step_lrs()
             logs = logs or {}
             recorder.log_epoch(
@@ -314,9 +314,10 @@ def _fit(keras: ModuleType, cfg: DictConfig, data: Splits, ctx: RunContext) -> F
             ctx.recorder.restore(rows)
     if t.progress_bar:
         model.summary()
-    scheduled = isinstance(model.optimizer._learning_rate,  # no public "has a schedule"
-                           keras.optimizers.schedules.LearningRateSchedule)
-    run_callbacks = callbacks(keras, ctx.recorder, scheduled, checkpoints)
+    schedule = model.optimizer._learning_rate  # no public accessor
+    if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        schedule = None  # a constant lr
+    run_callbacks = callbacks(keras, ctx.recorder, schedule, checkpoints)
     if cfg.logger.name == "csv":  # where Lightning's CSVLogger writes: <run>/csv/metrics.csv
         (run_dir / "csv").mkdir(exist_ok=True)
         run_callbacks.append(keras.callbacks.CSVLogger(str(run_dir / "csv" / "metrics.csv"),
