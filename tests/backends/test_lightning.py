@@ -155,3 +155,18 @@ def test_ranks_take_disjoint_parts_that_make_the_single_process_batch(shuffle: b
         assert not set(part0.tolist()) & set(part1.tolist())
         assert sorted(part0.tolist() + part1.tolist()) == sorted(whole.tolist())
         assert abs(len(part0) - len(part1)) <= 1
+
+
+def test_lightnings_hook_name_is_a_plain_attribute_and_other_names_still_register(
+        compose_cfg) -> None:
+    """ClassifierModule sets `_current_fx_name` (34 times a step) past nn.Module's checks;
+    every other attribute still goes through them."""
+    from mnistlab.backends.lightning.module import ClassifierModule
+    from mnistlab.data.catalog import DATASETS
+
+    module = ClassifierModule(compose_cfg(), DATASETS["mnist"])
+    module._current_fx_name = "training_step"
+    assert vars(module)["_current_fx_name"] == "training_step"
+    module.head = torch.nn.Linear(2, 2)
+    assert module._modules["head"] is module.head and "head" not in vars(module)
+    assert "head.weight" in dict(module.named_parameters())
