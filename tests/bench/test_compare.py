@@ -24,13 +24,14 @@ def test_with_repeat_the_fastest_run_of_each_side_counts(monkeypatch: pytest.Mon
         order.append(run_dir.name)
         seconds = [5.0, 2.0] if run_dir.name == "eval" else next(mnistlab_runs)
         return seconds, {"seconds_to_first_batch": 3.0 + len(order), "val_acc": 0.9,
-                         "val_loss": 0.3}
+                         "val_loss": 0.3, "train_loss": 0.4, "train_acc": 0.8}
 
     def run_python(args: list[str], what: str) -> None:
         order.append("bare")
         Path(args[2]).write_text(json.dumps({
             "epoch_seconds": next(bare_runs), "train_seconds": [1.0, 1.0], "eval_seconds": 1.0,
-            "val_loss": 0.3, "val_acc": 0.9, "train_samples": 1000, "val_samples": 100,
+            "val_loss": 0.3, "val_acc": 0.9, "train_loss": 0.4, "train_acc": 0.8,
+            "train_samples": 1000, "val_samples": 100,
             "batch_size": 50, "eval_batch_size": 100}))
 
     monkeypatch.setattr(bench, "train", train)

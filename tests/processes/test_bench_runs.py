@@ -1,5 +1,6 @@
 """mnistlab.bench: one epoch of both backends on a tiny dataset writes every figure (no timing
-assertions), and the bare loops train the same recipe as mnistlab (the same validation loss)."""
+assertions), and the bare loops train the same recipe as mnistlab (the same training and
+validation losses)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def test_bench_writes_every_figure_for_both_backends(tiny_data: Path, tmp_path: 
         assert r["machine"]["cores"] >= 1 and r["machine"]["date"]
         # same split, init, batches and random streams: the yardstick is the same recipe
         assert r["bare_val_loss"] == pytest.approx(r["val_loss"], rel=1e-3), backend
+        assert r["bare_train_loss"] == pytest.approx(r["train_loss"], rel=1e-3), backend
+        assert r["bare_train_acc"] == pytest.approx(r["train_acc"], abs=1e-6), backend
 
 
 def test_bench_reports_a_failed_run_in_one_line(tiny_data: Path) -> None:

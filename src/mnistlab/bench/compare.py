@@ -119,6 +119,10 @@ def bench_backend(overrides: list[str], folder: Path, repeat: int = 1) -> dict[s
         "bare_val_acc": bare["val_acc"],
         "val_loss": summary["val_loss"],
         "bare_val_loss": bare["val_loss"],
+        "train_loss": summary["train_loss"],
+        "bare_train_loss": bare["train_loss"],
+        "train_acc": summary["train_acc"],
+        "bare_train_acc": bare["train_acc"],
     }
 
 

@@ -77,10 +77,13 @@ class Timings:
     """A bench bare loop's seconds per epoch (training and its validation pass, and training
     alone) and of the fastest of its EVAL_PASSES warm validation passes after training, and that
     pass's loss (with the L2 penalty, as mnistlab's) and accuracy, which show that the bare run
-    learns what the mnistlab run learns."""
+    learns what the mnistlab run learns; and its last epoch's training loss and accuracy, which
+    every loop here computes as it trains (mnistlab's metrics.csv, Keras' fit)."""
 
     epoch_seconds: list[float]
     train_seconds: list[float]
     eval_seconds: float
     val_loss: float
     val_acc: float
+    train_loss: float
+    train_acc: float

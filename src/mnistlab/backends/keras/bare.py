@@ -55,9 +55,9 @@ def loop(cfg: DictConfig, data: Splits) -> Timings:
     for epoch in range(t.max_epochs):
         seed_epoch(keras, model, t.seed, epoch)
         order = epoch_permutation(t.seed, epoch, len(data.y_train))
-        model.fit(as_images(data.x_train[order]), data.y_train[order], batch_size=bs, epochs=1,
-                  shuffle=False, validation_data=(xv, data.y_val), validation_batch_size=ebs,
-                  callbacks=[clock], verbose=0)
+        history = model.fit(as_images(data.x_train[order]), data.y_train[order], batch_size=bs,
+                            epochs=1, shuffle=False, validation_data=(xv, data.y_val),
+                            validation_batch_size=ebs, callbacks=[clock], verbose=0)
         epoch_seconds.append(clock.end - clock.begin)
         train_seconds.append(clock.trained - clock.begin)
     passes = []
@@ -65,4 +65,6 @@ def loop(cfg: DictConfig, data: Splits) -> Timings:
         started = time.perf_counter()
         val_loss, val_acc = model.evaluate(xv, data.y_val, batch_size=ebs, verbose=0)
         passes.append(time.perf_counter() - started)
-    return Timings(epoch_seconds, train_seconds, min(passes), val_loss, val_acc)
+    train = history.history
+    return Timings(epoch_seconds, train_seconds, min(passes), val_loss, val_acc,
+                   train["loss"][-1], train["acc"][-1])

@@ -1,6 +1,8 @@
 """The bench's yardstick on this side (`mnistlab.bench.bare`): the recipe as a bare torch loop,
 built by `components` like the LightningModule and trained with nothing else: tensors on the
-device, one permutation per epoch, index slices, forward, backward, step."""
+device, one permutation per epoch, index slices, forward, backward, step, and the epoch's
+training loss and accuracy summed on the device (what a torch loop logs, and Keras' fit
+computes in the other bare loop)."""
 
 from __future__ import annotations
 
@@ -70,20 +72,20 @@ def loop(cfg: DictConfig, data: Splits) -> Timings:
             correct += (logits.argmax(1) == labels).sum()
         return float(loss) / len(yv) + float(l2_penalty(net, weight)), float(correct) / len(yv)
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
     epoch_seconds, train_seconds = [], []
     for epoch in range(t.max_epochs):
         torch.manual_seed(derive_seed(t.seed, epoch, 1))  # augmentation and dropout
         started = time.perf_counter()
         order = torch.from_numpy(epoch_permutation(t.seed, epoch, len(y))).to(device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
         net.train()
         for start in range(0, len(y), bs):
             idx = order[start:start + bs]
+            labels = y[idx]
             with torch.autocast(device.type, dtype=half, enabled=half is not None):
-                loss = F.cross_entropy(forward(x[idx], train=True), y[idx])
+                logits = forward(x[idx], train=True)
+                loss = F.cross_entropy(logits, labels)
                 if weight > 0:
                     loss = loss + l2_penalty(net, weight)
             opt.zero_grad(set_to_none=True)
@@ -92,7 +94,9 @@ def loop(cfg: DictConfig, data: Splits) -> Timings:
             scaler.update()
             if schedule is not None:
                 schedule.step()
-        sync()
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.argmax(1) == labels).sum()
+        train = float(loss_sum) / len(y), float(correct) / len(y)  # one sync an epoch
         train_seconds.append(time.perf_counter() - started)
         validate()
         epoch_seconds.append(time.perf_counter() - started)
@@ -101,4 +105,4 @@ def loop(cfg: DictConfig, data: Splits) -> Timings:
         started = time.perf_counter()
         val = validate()
         passes.append(time.perf_counter() - started)
-    return Timings(epoch_seconds, train_seconds, min(passes), *val)
+    return Timings(epoch_seconds, train_seconds, min(passes), *val, *train)
