@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab.backends.lightning.batches import TensorBatches
+from mnistlab.backends.lightning.batches import BatchGroups, TensorBatches
 from mnistlab.backends.lightning.model import build_cnn, count_params, kernel_layers, l2_penalty
-from tests.conftest import debug_run, run_dirs, train_here
+from tests.conftest import debug_run, metric_rows, run_dirs, train_here
 
 
 def test_cnn_has_the_study_architecture(compose_cfg) -> None:
@@ -83,6 +83,38 @@ def test_same_seed_twice_gives_identical_metrics(tiny_data, tmp_path):
         return rows, json.loads((run / "summary.json").read_text())["test_loss"]
 
     assert metrics(tmp_path / "a") == metrics(tmp_path / "b")
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_groups_of_batches_train_as_one_batch_per_loop_iteration(tiny_data, tmp_path,
+                                                                 monkeypatch, precision):
+    """Lightning gets BatchGroups; the batches, their order, the optimizer steps and the
+    schedule's per-step lrs are those of one batch per iteration (10 batches an epoch: in groups
+    of 1, and of 3 with a short last one). In bf16 the group's steps share one autocast region,
+    Lightning's, whose cast cache is off: a cached bf16 copy of a weight would outlive its
+    optimizer step."""
+    from mnistlab.backends.lightning import trainer
+
+    def trained(size: int) -> tuple[list[dict[str, str]], dict]:
+        monkeypatch.setattr(trainer, "BATCHES_PER_GROUP", size)
+        run = debug_run(tiny_data, tmp_path / str(size), "logger=none", "scheduler=onecycle",
+                        f"trainer.precision={precision}")
+        rows = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in metric_rows(run)]
+        return rows, json.loads((run / "summary.json").read_text())["test_loss"]
+
+    assert trained(3) == trained(1)
+
+
+def test_batch_groups_hold_consecutive_batches_and_pass_the_epoch_on() -> None:
+    x = np.arange(103, dtype=np.uint8).reshape(103, 1, 1)
+    batches = TensorBatches(x, np.arange(103), 10, torch.device("cpu"), shuffle=True, seed=3)
+    groups = BatchGroups(batches, 4)
+    groups.set_epoch(2)
+    assert batches.epoch == 2 and len(groups) == 3
+    sizes = [len(group) for group in groups]
+    assert sizes == [4, 4, 3]
+    flat = [y.tolist() for group in groups for _, y in group]
+    assert flat == [y.tolist() for _, y in batches]
 
 
 def test_non_finite_loss_stops_the_run_with_one_line(tiny_data, tmp_path):

@@ -24,7 +24,7 @@ from pytorch_lightning.callbacks import Checkpoint, EarlyStopping, ModelCheckpoi
 from pytorch_lightning.loggers import CSVLogger, Logger
 
 from mnistlab.atomic import write_atomically
-from mnistlab.backends.lightning.batches import TensorBatches
+from mnistlab.backends.lightning.batches import BATCHES_PER_GROUP, BatchGroups, TensorBatches
 from mnistlab.backends.lightning.components import as_images, use_deterministic_algorithms
 from mnistlab.backends.lightning.model import count_params
 from mnistlab.backends.lightning.module import ClassifierModule
@@ -55,9 +55,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class EpochRecordCallback(pl.Callback):
     """Per epoch: seeds its random streams, hands its metrics to the shared recorder (and with a
-    schedule each step's lr, read before the step: Lightning steps the scheduler after it), and
-    stops at the next batch after SIGINT/SIGTERM. Its state (the recorded epochs) is saved in the
-    checkpoint."""
+    schedule each step's lr, read before the step: the module steps the scheduler after it), and
+    stops at the next group of batches after SIGINT/SIGTERM. Its state (the recorded epochs) is
+    saved in the checkpoint."""
 
     def __init__(self, recorder: EpochRecorder, seed: int, on_start: Any) -> None:
         self.recorder, self.seed, self.on_start = recorder, seed, on_start
@@ -71,7 +71,7 @@ class EpochRecordCallback(pl.Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
-        trainer.train_dataloader.set_epoch(epoch)  # a TensorBatches: its shuffled order
+        trainer.train_dataloader.set_epoch(epoch)  # BatchGroups: its shuffled order
         # augmentation and dropout: each rank's own stream
         torch.manual_seed(derive_seed(self.seed, epoch, 1, trainer.global_rank))
         self.started = time.perf_counter()
@@ -79,8 +79,12 @@ class EpochRecordCallback(pl.Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: object, batch_idx: int) -> None:
         self.recorder.mark_first_batch()
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                                 optimizer: torch.optim.Optimizer) -> None:
+        # once per optimizer step: a training batch (the loop's batch is a group of them)
         if trainer.lr_scheduler_configs:
-            self.recorder.log_step_lr(trainer.optimizers[0].param_groups[0]["lr"])
+            self.recorder.log_step_lr(optimizer.param_groups[0]["lr"])
 
     def on_train_batch_end(self, *args: Any) -> None:
         interrupts.check()
@@ -209,11 +213,14 @@ def _fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
         raise ConfigError(f"data.batch_size={bs} is not allowed with {world} processes; expected "
                           f"a multiple of {world} (the batch is split evenly between them)")
     shard = {"rank": rank, "world_size": world}
-    train = TensorBatches(data.x_train, data.y_train, bs, device, shuffle=True, seed=t.seed,
-                          **shard)
+    # one batch per training_step with several processes: DDP syncs gradients in the one
+    # backward pass it expects after each forward through its wrapper, which calls training_step
+    group = BATCHES_PER_GROUP if world == 1 else 1
+    train = BatchGroups(TensorBatches(data.x_train, data.y_train, bs, device, shuffle=True,
+                                      seed=t.seed, **shard), group)
     val = TensorBatches(data.x_val, data.y_val, ebs, device, **shard)
     test = TensorBatches(data.x_test, data.y_test, ebs, device, **shard)
-    module = ClassifierModule(cfg, data.spec, steps_per_epoch(cfg, data))
+    module = ClassifierModule(cfg, data.spec, steps_per_epoch(cfg, data), group)
     ckpt = resume_path(folder / "last.ckpt") if ctx.resume else None
     with torch_cuda_checks():
         trainer.fit(module, train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt,
