@@ -213,14 +213,13 @@ def _fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
         raise ConfigError(f"data.batch_size={bs} is not allowed with {world} processes; expected "
                           f"a multiple of {world} (the batch is split evenly between them)")
     shard = {"rank": rank, "world_size": world}
-    # one batch per training_step with several processes: DDP syncs gradients in the one
-    # backward pass it expects after each forward through its wrapper, which calls training_step
-    group = BATCHES_PER_GROUP if world == 1 else 1
+    # with several processes too: Lightning prepares DDP's gradient sync before every
+    # manual_backward, not once per forward through DDP's wrapper (which calls training_step)
     train = BatchGroups(TensorBatches(data.x_train, data.y_train, bs, device, shuffle=True,
-                                      seed=t.seed, **shard), group)
+                                      seed=t.seed, **shard), BATCHES_PER_GROUP)
     val = TensorBatches(data.x_val, data.y_val, ebs, device, **shard)
     test = TensorBatches(data.x_test, data.y_test, ebs, device, **shard)
-    module = ClassifierModule(cfg, data.spec, steps_per_epoch(cfg, data), group)
+    module = ClassifierModule(cfg, data.spec, steps_per_epoch(cfg, data), BATCHES_PER_GROUP)
     ckpt = resume_path(folder / "last.ckpt") if ctx.resume else None
     with torch_cuda_checks():
         trainer.fit(module, train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt,
