@@ -1,5 +1,5 @@
 """mnistlab.bench.compare in this process: with --repeat, mnistlab's runs and the bare loop's take
-turns and each side's fastest counts; its defaults. Whole bench runs:
+turns and each side's fastest warm epoch counts; its defaults. Whole bench runs:
 tests/processes/test_bench_runs.py."""
 
 from __future__ import annotations
@@ -40,18 +40,26 @@ def test_with_repeat_the_fastest_run_of_each_side_counts(monkeypatch: pytest.Mon
     r = bench.bench_backend(["backend=lightning"], tmp_path / "b", repeat=2)
     assert order == ["run0", "bare", "run1", "bare", "eval"]
     assert r["all_samples_per_second"] == [100.0, 125.0]
+    assert r["all_epoch_seconds"] == [[20.0, 10.0], [20.0, 8.0]]
+    assert r["all_bare_epoch_seconds"] == [[20.0, 9.0], [20.0, 12.0]]
     assert r["samples_per_second"] == 125.0 and r["epoch_seconds"] == [20.0, 8.0]
     assert r["bare_samples_per_second"] == pytest.approx(1000 / 9)
     assert r["ratio"] == pytest.approx(125 / (1000 / 9))
     assert r["seconds_to_first_batch"] == 4.0  # the smallest: the first run's
+    # epoch 2: mnistlab's took 10 and 8 s (25 % more), the bare loop's 9 and 12 s (a third more)
+    assert (r["spread"], r["bare_spread"]) == (pytest.approx(0.25), pytest.approx(1 / 3))
 
 
-def test_the_default_bench_times_a_warm_epoch_and_the_faster_of_two_runs() -> None:
+def test_the_default_bench_times_the_fastest_warm_epoch_of_three_runs() -> None:
     from mnistlab.bench import compare as bench
 
     args = bench.parse_args([])
-    assert (args.epochs, args.repeat, args.precision) == (2, 2, "32-true")
-    assert bench.rate(1000, [20.0, 8.0], args.epochs) == 125.0  # the first epoch is not timed
+    assert (args.epochs, args.repeat, args.precision) == (3, 3, "32-true")
+    # the first epoch is not timed; of the others, the fastest counts
+    assert bench.rate(1000, [5.0, 10.0, 8.0], args.epochs) == 125.0
+    assert bench.rate(1000, [20.0, 8.0, 10.0], args.epochs) == 125.0
+    assert bench.rate(1000, [20.0, 8.0, 4.0], 2) == 125.0  # epochs other runs lack do not count
+    assert bench.rate(1000, [8.0], 1) == 125.0
     both = bench.overrides_of(bench.parse_args(["--precision", "bf16-mixed"]), "keras")
     assert "trainer.precision=bf16-mixed" in both and "backend=keras" in both
 

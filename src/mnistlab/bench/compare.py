@@ -3,9 +3,10 @@
 For each backend, every run gets the same overrides (recipe, epochs, batch size, subset, device):
 
 - samples/s (mnistlab): `python train.py` as a user runs it (logger=none, no progress bar): training
-  samples x epochs / the sum of its metrics.csv epoch_seconds, which time each epoch's training
-  batches and its validation pass; with more than one epoch the first (warm-up) is left out, and
-  only the epochs that both runs trained count (trainer.stop_at_val_acc may end one early).
+  samples / the fastest warm epoch's metrics.csv epoch_seconds, which time the epoch's training
+  batches and its validation pass; the first epoch (warm-up) is left out unless it is the only
+  one, and only the epochs that every run trained count (trainer.stop_at_val_acc may end one
+  early).
 - samples/s (bare): the same figure for `mnistlab.bench.bare`'s loop of the same recipe in the
   same framework, timed over the same span (training batches and the validation pass).
 - ratio: mnistlab / bare.
@@ -17,10 +18,15 @@ For each backend, every run gets the same overrides (recipe, epochs, batch size,
   what else the machine does).
 - s to first batch: the mnistlab run's summary.json seconds_to_first_batch, from its process start
   (interpreter, imports, data, model) to its first training batch.
+- spread (bare): how much slower each side's slowest timed epoch was than its fastest, in all
+  its runs: the same code, moved only by the rest of the machine. A ratio is uncertain by about
+  as much; when the spreads exceed a few percent, run the bench again (or with more --repeat).
 
-By default each side trains 2 epochs (the second, warm one is timed) and runs twice, taking
-turns, and its fastest run counts (`--epochs`, `--repeat`): one run's first epoch measures
-warm-up, and one process's rate swings by a tenth from the next's.
+By default each side trains 3 epochs and runs three times, taking turns: six warm epochs a
+side, of which the fastest counts (`--epochs`, `--repeat`). One run's first epoch measures
+warm-up, and this machine's other tenants slow one epoch by up to a third against the next
+(seen here: 8.97, 11.81 and 11.31 s for the three epochs of one run); the fastest is the one
+they disturbed least, as timeit takes the fastest of its repeats.
 
 Each run is its own process, one at a time: TensorFlow loads only for keras, torch only for
 lightning, and no run shares the CPU with another.
@@ -72,17 +78,24 @@ def train(overrides: list[str], run_dir: Path) -> tuple[list[float], dict[str, A
 
 
 def rate(samples: int, epoch_seconds: list[float], epochs: int) -> float:
-    """Samples per second over epochs 2..`epochs` (the first is warm-up), or the first alone."""
-    timed = epoch_seconds[1:epochs] or epoch_seconds[:1]
-    return samples * len(timed) / sum(timed)
+    """Samples per second of the fastest of epochs 2..`epochs` (the first is warm-up), or of the
+    first alone."""
+    return samples / min(epoch_seconds[1:epochs] or epoch_seconds[:1])
+
+
+def spread(epoch_seconds: list[list[float]], epochs: int) -> float:
+    """How much slower the slowest timed epoch of these runs was than the fastest (0.1: 10 %
+    slower). The code is the same in every epoch: what moves them is the rest of the machine, so
+    a ratio is uncertain by about as much as its sides' spreads."""
+    timed = [s for run in epoch_seconds for s in (run[1:epochs] or run[:1])]
+    return max(timed) / min(timed) - 1
 
 
 def bench_backend(overrides: list[str], folder: Path, repeat: int = 1) -> dict[str, Any]:
     """mnistlab's runs, the bare loop's and mnistlab's evaluation run of one backend's overrides.
 
-    With `repeat` > 1, mnistlab and the bare loop run that often, taking turns, and the fastest
-    run of each counts (as timeit takes the fastest: it is the one the rest of the machine
-    disturbed least; here, one process's rate swings by up to a tenth from the next's)."""
+    mnistlab and the bare loop run `repeat` times each, taking turns, and each side's fastest
+    warm epoch of all its runs counts (`rate`)."""
     runs, bares = [], []
     for i in range(repeat):
         runs.append(train(overrides, folder / f"run{i}"))
@@ -102,6 +115,8 @@ def bench_backend(overrides: list[str], folder: Path, repeat: int = 1) -> dict[s
         "samples_per_second": max(rates),
         "bare_samples_per_second": max(bare_rates),
         "ratio": max(rates) / max(bare_rates),
+        "spread": spread([epochs for epochs, _ in runs], both),
+        "bare_spread": spread([b["epoch_seconds"] for b in bares], both),
         "eval_samples_per_second": n_val / min(eval_epochs[1:] or eval_epochs),
         "bare_eval_samples_per_second": max(n_val / b["eval_seconds"] for b in bares),
         "seconds_to_first_batch": min(s["seconds_to_first_batch"] for _, s in runs),
@@ -114,6 +129,8 @@ def bench_backend(overrides: list[str], folder: Path, repeat: int = 1) -> dict[s
         "val_samples": n_val,
         "epoch_seconds": epochs,
         "bare_epoch_seconds": bare["epoch_seconds"],
+        "all_epoch_seconds": [seconds for seconds, _ in runs],
+        "all_bare_epoch_seconds": [b["epoch_seconds"] for b in bares],
         "bare_train_seconds": bare["train_seconds"],
         "val_acc": summary["val_acc"],
         "bare_val_acc": bare["val_acc"],
@@ -129,7 +146,8 @@ def bench_backend(overrides: list[str], folder: Path, repeat: int = 1) -> dict[s
 def print_table(results: dict[str, dict[str, Any]], title: str, about: dict[str, Any]) -> None:
     table = Table(title=title, caption=", ".join(f"{k} {v}" for k, v in about.items()))
     for column in ("backend", "batch", "samples/s", "bare samples/s", "ratio", "eval samples/s",
-                   "bare eval samples/s", "s to 1st batch", "val acc", "bare val acc"):
+                   "bare eval samples/s", "s to 1st batch", "val acc", "bare val acc",
+                   "spread (bare)"):
         table.add_column(column, justify="left" if column == "backend" else "right")
     for backend, r in results.items():
         table.add_row(backend, str(r["batch_size"]), f"{r['samples_per_second']:,.0f}",
@@ -137,7 +155,8 @@ def print_table(results: dict[str, dict[str, Any]], title: str, about: dict[str,
                       f"{r['eval_samples_per_second']:,.0f}",
                       f"{r['bare_eval_samples_per_second']:,.0f}",
                       f"{r['seconds_to_first_batch']:.1f}", f"{r['val_acc']:.4f}",
-                      f"{r['bare_val_acc']:.4f}")
+                      f"{r['bare_val_acc']:.4f}",
+                      f"{r['spread']:.0%} ({r['bare_spread']:.0%})")
     console = Console()
     (console if console.is_terminal else Console(width=160)).print(table)
 
@@ -156,12 +175,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--recipe", default="default",
                         help="default, or an experiment (conf/experiment/NAME.yaml), e.g. fast")
-    parser.add_argument("--epochs", type=positive, default=2,
-                        help="trainer.max_epochs (default 2: the first is warm-up, not timed)")
+    parser.add_argument("--epochs", type=positive, default=3,
+                        help="trainer.max_epochs (default 3: the first is warm-up, not timed; "
+                             "the fastest of the others counts)")
     parser.add_argument("--batch-size", type=int, help="data.batch_size (default: the recipe's)")
-    parser.add_argument("--repeat", type=positive, default=2,
-                        help="runs of each (mnistlab, bare), taking turns; the fastest of each "
-                             "counts (default 2)")
+    parser.add_argument("--repeat", type=positive, default=3,
+                        help="runs of each (mnistlab, bare), taking turns; the fastest warm epoch "
+                             "of each side's runs counts (default 3)")
     parser.add_argument("--precision", choices=PRECISIONS, default="32-true",
                         help="trainer.precision of both sides (default 32-true)")
     parser.add_argument("--subset", type=int, help="data.train_subset: the first N train samples")
@@ -203,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     n = next(iter(results.values()))["train_samples"]
     print_table(results, f"mnistlab bench: recipe {args.recipe}, {n:,} train samples, "
                 f"{args.epochs} epoch(s), device {args.device}, precision {args.precision}, "
-                f"fastest of {args.repeat}", about)
+                f"fastest warm epoch of {args.repeat} runs", about)
     if args.json:
         payload = {b: {"recipe": args.recipe, "device": args.device, "epochs": args.epochs,
                        "precision": args.precision, **r,
