@@ -77,18 +77,22 @@ def train(overrides: list[str], run_dir: Path) -> tuple[list[float], dict[str, A
     return seconds, json.loads((run_dir / "summary.json").read_text())
 
 
+def timed(epoch_seconds: list[float], epochs: int) -> list[float]:
+    """The timed epochs of one run: 2..`epochs` (the first is warm-up), or the first alone."""
+    return epoch_seconds[1:epochs] or epoch_seconds[:1]
+
+
 def rate(samples: int, epoch_seconds: list[float], epochs: int) -> float:
-    """Samples per second of the fastest of epochs 2..`epochs` (the first is warm-up), or of the
-    first alone."""
-    return samples / min(epoch_seconds[1:epochs] or epoch_seconds[:1])
+    """Samples per second of the run's fastest timed epoch."""
+    return samples / min(timed(epoch_seconds, epochs))
 
 
 def spread(epoch_seconds: list[list[float]], epochs: int) -> float:
     """How much slower the slowest timed epoch of these runs was than the fastest (0.1: 10 %
     slower). The code is the same in every epoch: what moves them is the rest of the machine, so
     a ratio is uncertain by about as much as its sides' spreads."""
-    timed = [s for run in epoch_seconds for s in (run[1:epochs] or run[:1])]
-    return max(timed) / min(timed) - 1
+    seconds = [s for run in epoch_seconds for s in timed(run, epochs)]
+    return max(seconds) / min(seconds) - 1
 
 
 def bench_backend(overrides: list[str], folder: Path, repeat: int = 1) -> dict[str, Any]:
