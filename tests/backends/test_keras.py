@@ -75,6 +75,32 @@ def test_keras_same_seed_twice_gives_identical_metrics(compose_cfg, tiny_data, t
     assert not (tmp_path / "b" / "csv").exists()
 
 
+def test_one_fit_trains_each_epoch_on_the_batches_lightning_trains_on() -> None:
+    """components.training_batches, the input of a run's one model.fit, resumed at epoch 2:
+    epochs 2 and 3 in turn, each cut into the batches of TensorBatches (the Lightning side) in
+    the same order, the last one short, the images scaled exactly as as_images scales them."""
+    import torch
+
+    import_keras("tensorflow")
+    from mnistlab.backends.keras.components import as_images, training_batches
+    from mnistlab.backends.lightning.batches import TensorBatches
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (23, 4, 4, 1), dtype=np.uint8)
+    y = rng.integers(0, 10, 23, dtype=np.int64)
+    batches = [(xb.numpy(), yb.numpy())
+               for xb, yb in training_batches(x, y, 5, seed=7, epochs=range(2, 4))]
+    lightning = TensorBatches(x, y, 5, torch.device("cpu"), shuffle=True, seed=7)
+    expected = []
+    for epoch in (2, 3):
+        lightning.set_epoch(epoch)
+        expected += [(as_images(xb.numpy()), yb.numpy()) for xb, yb in lightning]
+    assert [len(yb) for _, yb in batches] == [5, 5, 5, 5, 3] * 2
+    for (images, labels), (want_images, want_labels) in zip(batches, expected, strict=True):
+        np.testing.assert_array_equal(images, want_images)
+        np.testing.assert_array_equal(labels, want_labels)
+
+
 def test_a_finished_keras_run_leaves_no_graphs_behind(compose_cfg, tiny_data, tmp_path) -> None:
     """The jobs of a long sweep in one process must not pile up: TensorFlow's gradient registry
     kept each run's train step alive (see drop_custom_gradients)."""

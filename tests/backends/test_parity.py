@@ -1,7 +1,9 @@
-"""The Keras backend against the Lightning one: network, L2 penalty, optimizers, augmentation."""
+"""The Keras backend against the Lightning one: network, L2 penalty, optimizers, augmentation,
+the stop at a target validation accuracy."""
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -12,7 +14,7 @@ from omegaconf import OmegaConf
 
 from mnistlab.backends.keras.env import import_keras
 from mnistlab.data.catalog import DATASETS
-from tests.conftest import group_config
+from tests.conftest import debug_run, group_config, metric_rows
 
 keras = import_keras("tensorflow")  # before the Keras side's modules import keras
 
@@ -308,3 +310,17 @@ def test_lightning_augments_only_in_training(compose_cfg) -> None:
         flipped_x = x.flip(1).flip(2)
         assert float(module._step((x, y), "train")) == pytest.approx(loss_on(flipped_x), rel=1e-6)
         assert loss_on(flipped_x) != pytest.approx(loss_on(x), rel=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["lightning", "keras"])
+def test_stop_at_val_acc_ends_the_run_after_the_first_epoch_that_reaches_it(tiny_data, tmp_path,
+                                                                            backend) -> None:
+    """Lightning's EarlyStopping(stopping_threshold=...), and on Keras a callback that stops
+    its one fit, after the epoch's checkpoints: 1 epoch of 3, then the test of its weights."""
+    run = debug_run(tiny_data, tmp_path, f"backend={backend}", "logger=none",
+                    "trainer.max_epochs=3", "trainer.stop_at_val_acc=0.01")
+    [row] = metric_rows(run)
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["status"], summary["epochs_completed"]) == ("completed", 1)
+    assert summary["seconds_to_target"] == pytest.approx(float(row["epoch_seconds"]), abs=1e-3)
+    assert summary["test_acc"] is not None

@@ -1,7 +1,7 @@
 """The Keras side's one builder of a run's parts from its config: the model (with the
 augmentation layers in front and the L2 penalty on its kernels), compiled with its optimizer and
-schedule, and uint8 images as the model's float input. The trainer and the bench's bare loop
-both build through here.
+schedule, uint8 images as the model's float input, and the training batches of a whole run. The
+trainer and the bench's bare loop both build through here.
 
 Import this only after `env.import_keras` has chosen Keras' backend.
 """
@@ -19,6 +19,7 @@ from mnistlab.backends.keras.optim import OPTIMIZERS
 from mnistlab.backends.keras.schedule import SCHEDULES
 from mnistlab.data.catalog import DatasetSpec
 from mnistlab.registry import Registry
+from mnistlab.training.seeds import epoch_permutation
 
 # trainer.precision (Lightning's names) -> Keras dtype policy
 PRECISION_POLICIES = {"32-true": "float32", "32": "float32", "bf16-mixed": "mixed_bfloat16",
@@ -63,3 +64,31 @@ def as_images(x: np.ndarray) -> np.ndarray:
     return images
 
 
+
+
+def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
+                     epochs: range) -> Any:
+    """A tf.data.Dataset of every training batch of `epochs`, epoch after epoch, each epoch in
+    its epoch_permutation order (the batches the Lightning backend trains on) and each batch as
+    (as_images(x[idx]), y[idx]): the input of one `model.fit` for the whole run.
+
+    One fit per epoch on that epoch's order, as a float array, copied the training images at
+    every epoch (157 MB for MNIST) and rebuilt fit's input and validation pipelines. Here the
+    uint8 images are one tensor, and only each batch is gathered and scaled, as Keras' own
+    pipeline for arrays does it (prefetched, in tf.data's thread). tf.data feeds Keras on every
+    backend; its batches never cross an epoch's end."""
+    import tensorflow as tf
+
+    orders = np.stack([epoch_permutation(seed, epoch, len(y)) for epoch in epochs])
+    images, labels = tf.constant(x), tf.constant(y)
+
+    def gather(idx: Any) -> tuple[Any, Any]:
+        return tf.cast(tf.gather(images, idx), tf.float32) / 255, tf.gather(labels, idx)
+
+    per_epoch = -(-len(y) // batch_size)
+    return (tf.data.Dataset.from_tensor_slices(orders)
+            .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
+            .map(gather)
+            # flat_map hides the length, which Keras needs to keep one iterator for all epochs
+            .apply(tf.data.experimental.assert_cardinality(len(epochs) * per_epoch))
+            .prefetch(tf.data.AUTOTUNE))

@@ -4,11 +4,12 @@ backend's trainer.
 Keras is imported inside `fit`, after backend.keras_backend has set KERAS_BACKEND, so importing
 this module loads neither Keras nor TensorFlow.
 
-`fit` runs one `model.fit` per epoch, so that each epoch's random streams come from
-(seed, epoch): its shuffled order (the one the Lightning backend uses), and the state of every
-SeedGenerator (augmentation, dropout). At the end of every epoch the model with its optimizer
-goes to checkpoints/last.keras and the recorded epochs to last.json, both written atomically; a
-resumed run loads them and trains exactly as an uninterrupted one.
+`fit` runs one `model.fit` for the run, whose random streams come from (seed, epoch) at every
+epoch: its shuffled order (the one the Lightning backend uses; components.training_batches), and
+the state of every SeedGenerator (augmentation, dropout), set as the epoch begins. At the end of
+every epoch the model with its optimizer goes to checkpoints/last.keras and the recorded epochs
+to last.json, both written atomically; a resumed run loads them and trains exactly as an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from mnistlab.errors import ConfigError, NonFiniteLossError, disk_full, unreadab
 from mnistlab.training import interrupts
 from mnistlab.training.contract import FitResult, Predictions, RunContext, steps_per_epoch
 from mnistlab.training.recorder import EpochRecorder
-from mnistlab.training.seeds import derive_seed, epoch_permutation
+from mnistlab.training.seeds import derive_seed
 from mnistlab.training.threads import limit_blas, run_threads
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,20 @@ log = logging.getLogger(__name__)
 GPU_ACCELERATORS = ("gpu", "cuda", "mps")
 
 
-def callbacks(keras: ModuleType, recorder: EpochRecorder, schedule: Any | None,
+def callbacks(keras: ModuleType, t: DictConfig, recorder: EpochRecorder, schedule: Any | None,
               checkpoints: Checkpoints) -> list[Any]:
-    """The callbacks of every run, built once keras is imported; in this order at epoch end:
-    record the epoch, save best (if it improved) and last, publish the epoch. `schedule`: the
-    optimizer's LearningRateSchedule, None for a constant lr."""
+    """The callbacks of every run, built once keras is imported (`t`: cfg.trainer). At every
+    batch: the checks for a diverged loss and an interrupt. As an epoch begins: seed its random
+    streams. At its end, in this order: record the epoch, save best (if
+    it improved) and last, publish the epoch, then its progress line and the stop at
+    trainer.stop_at_val_acc. `schedule`: the optimizer's LearningRateSchedule, None for a
+    constant lr."""
+
+    class SeedEpoch(keras.callbacks.Callback):
+        """Every SeedGenerator starts the epoch from (seed, epoch), before its first batch."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            seed_epoch(keras, self.model, t.seed, epoch)
 
     class EpochRecordCallback(keras.callbacks.Callback):
         """Hands each finished epoch (training and validation) to the shared recorder, and with
@@ -123,7 +133,22 @@ def callbacks(keras: ModuleType, recorder: EpochRecorder, schedule: Any | None,
             checkpoints.save(self.model, recorder.rows)
             recorder.publish()
 
-    return [EpochRecordCallback(), BatchChecks(), SaveAndPublish()]
+    class EndOfEpoch(keras.callbacks.Callback):
+        """The epoch's line in the log (with the progress bar on: readable in a log file), and
+        the end of training once val_acc reaches trainer.stop_at_val_acc, as Lightning's
+        EarlyStopping(stopping_threshold=...) ends it (Keras' EarlyStopping has no threshold)."""
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            row = recorder.rows[-1]
+            if t.progress_bar:
+                log.info("epoch %d/%d: loss %.4f, acc %.4f, val_loss %.4f, val_acc %.4f",
+                         epoch + 1, t.max_epochs, row["train_loss"], row["train_acc"],
+                         row["val_loss"], row["val_acc"])
+            if t.stop_at_val_acc is not None and row["val_acc"] >= t.stop_at_val_acc:
+                self.model.stop_training = True
+
+    # BatchChecks first: the test takes it alone (run_callbacks[:1])
+    return [BatchChecks(), SeedEpoch(), EpochRecordCallback(), SaveAndPublish(), EndOfEpoch()]
 
 
 class Checkpoints:
@@ -297,7 +322,7 @@ def drop_custom_gradients(keras: ModuleType, before: set[str]) -> None:
 
 def _fit(keras: ModuleType, cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
     # registers the custom layers and schedules that a checkpoint may hold
-    from mnistlab.backends.keras.components import as_images, build_model
+    from mnistlab.backends.keras.components import as_images, build_model, training_batches
     from mnistlab.backends.keras.model import count_params
 
     t = cfg.trainer
@@ -317,35 +342,25 @@ def _fit(keras: ModuleType, cfg: DictConfig, data: Splits, ctx: RunContext) -> F
     schedule = model.optimizer._learning_rate  # no public accessor
     if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
         schedule = None  # a constant lr
-    run_callbacks = callbacks(keras, ctx.recorder, schedule, checkpoints)
+    run_callbacks = callbacks(keras, t, ctx.recorder, schedule, checkpoints)
     if cfg.logger.name == "csv":  # where Lightning's CSVLogger writes: <run>/csv/metrics.csv
         (run_dir / "csv").mkdir(exist_ok=True)
         run_callbacks.append(keras.callbacks.CSVLogger(str(run_dir / "csv" / "metrics.csv"),
                                                        append=True))
 
     ebs = cfg.data.eval_batch_size
-    x_val = as_images(data.x_val)
+    epochs = range(len(ctx.recorder.rows), t.max_epochs)
     ctx.on_start()
-    for epoch in range(len(ctx.recorder.rows), t.max_epochs):
-        seed_epoch(keras, model, t.seed, epoch)
-        order = epoch_permutation(t.seed, epoch, len(data.x_train))
-        # this epoch's order, as floats: one copy of the training images at a time
-        model.fit(as_images(data.x_train[order]), data.y_train[order],
-                  batch_size=cfg.data.batch_size,
-                  initial_epoch=epoch, epochs=epoch + 1, shuffle=False,
-                  validation_data=(x_val, data.y_val), validation_batch_size=ebs,
-                  callbacks=run_callbacks, verbose=0)
-        row = ctx.recorder.rows[-1]
-        if t.progress_bar:  # one line per epoch: readable in a log file
-            log.info("epoch %d/%d: loss %.4f, acc %.4f, val_loss %.4f, val_acc %.4f", epoch + 1,
-                     t.max_epochs, row["train_loss"], row["train_acc"], row["val_loss"],
-                     row["val_acc"])
-        if t.stop_at_val_acc is not None and row["val_acc"] >= t.stop_at_val_acc:
-            break  # as Lightning's EarlyStopping(stopping_threshold=...)
+    if epochs:  # a resumed run whose epochs all finished goes on to its test
+        model.fit(training_batches(data.x_train, data.y_train, cfg.data.batch_size, t.seed,
+                                   epochs),
+                  steps_per_epoch=steps, initial_epoch=epochs.start, epochs=epochs.stop,
+                  validation_data=(as_images(data.x_val), data.y_val),
+                  validation_batch_size=ebs, callbacks=run_callbacks, shuffle=False, verbose=0)
     model.load_weights(checkpoints.best)  # test the best validation accuracy's weights
     x_test = as_images(data.x_test)
     test = model.evaluate(x_test, data.y_test, batch_size=ebs, verbose=0,
-                          callbacks=run_callbacks[1:2], return_dict=True)
+                          callbacks=run_callbacks[:1], return_dict=True)
     probs = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(x_test, batch_size=ebs,
                                                                        verbose=0)))
     predictions = Predictions(labels=probs.argmax(axis=1), confidence=probs.max(axis=1))
