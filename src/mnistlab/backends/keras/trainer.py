@@ -46,10 +46,9 @@ def callbacks(keras: ModuleType, t: DictConfig, recorder: EpochRecorder, schedul
               checkpoints: Checkpoints) -> list[Any]:
     """The callbacks of every run, built once keras is imported (`t`: cfg.trainer). At every
     batch: the checks for a diverged loss and an interrupt. As an epoch begins: seed its random
-    streams. At its end, in this order: record the epoch, save best (if
-    it improved) and last, publish the epoch, then its progress line and the stop at
-    trainer.stop_at_val_acc. `schedule`: the optimizer's LearningRateSchedule, None for a
-    constant lr."""
+    streams. At its end, in this order: record the epoch, save best (if it improved) and last,
+    publish the epoch, then its progress line and the stop at trainer.stop_at_val_acc.
+    `schedule`: the optimizer's LearningRateSchedule, None for a constant lr."""
 
     class SeedEpoch(keras.callbacks.Callback):
         """Every SeedGenerator starts the epoch from (seed, epoch), before its first batch."""
