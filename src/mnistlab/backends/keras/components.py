@@ -64,8 +64,6 @@ def as_images(x: np.ndarray) -> np.ndarray:
     return images
 
 
-
-
 def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
                      epochs: range) -> Any:
     """A tf.data.Dataset of every training batch of `epochs`, epoch after epoch, each epoch in
@@ -89,6 +87,6 @@ def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
     return (tf.data.Dataset.from_tensor_slices(orders)
             .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
             .map(gather)
-            # flat_map hides the length, which Keras needs to keep one iterator for all epochs
+            # flat_map hides the length: stated, so that Keras shows it and tf.data checks it
             .apply(tf.data.experimental.assert_cardinality(len(epochs) * per_epoch))
             .prefetch(tf.data.AUTOTUNE))
