@@ -75,14 +75,19 @@ def test_keras_same_seed_twice_gives_identical_metrics(compose_cfg, tiny_data, t
     assert not (tmp_path / "b" / "csv").exists()
 
 
+def as_floats(images: np.ndarray) -> np.ndarray:
+    """uint8 images in [0, 1] as float32, divided as both backends divide them."""
+    return images.astype(np.float32) / np.float32(255)
+
+
 def test_one_fit_trains_each_epoch_on_the_batches_lightning_trains_on() -> None:
     """components.training_batches, the input of a run's one model.fit, resumed at epoch 2:
     epochs 2 and 3 in turn, each cut into the batches of TensorBatches (the Lightning side) in
-    the same order, the last one short, the images scaled exactly as as_images scales them."""
+    the same order, the last one short, the images scaled exactly as the torch side scales them."""
     import torch
 
     import_keras("tensorflow")
-    from mnistlab.backends.keras.components import as_images, training_batches
+    from mnistlab.backends.keras.components import training_batches
     from mnistlab.backends.lightning.batches import TensorBatches
 
     rng = np.random.default_rng(0)
@@ -94,11 +99,30 @@ def test_one_fit_trains_each_epoch_on_the_batches_lightning_trains_on() -> None:
     expected = []
     for epoch in (2, 3):
         lightning.set_epoch(epoch)
-        expected += [(as_images(xb.numpy()), yb.numpy()) for xb, yb in lightning]
+        expected += [(as_floats(xb.numpy()), yb.numpy()) for xb, yb in lightning]
     assert [len(yb) for _, yb in batches] == [5, 5, 5, 5, 3] * 2
     for (images, labels), (want_images, want_labels) in zip(batches, expected, strict=True):
         np.testing.assert_array_equal(images, want_images)
         np.testing.assert_array_equal(labels, want_labels)
+
+
+def test_evaluation_batches_are_the_split_in_order_scaled_as_for_training() -> None:
+    """components.evaluation_batches, the input of validation, test and predictions: the
+    images in their stored order, scaled as training scales them, the last batch short; with
+    no labels, the images alone."""
+    import_keras("tensorflow")
+    from mnistlab.backends.keras.components import evaluation_batches
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (23, 4, 4, 1), dtype=np.uint8)
+    y = rng.integers(0, 10, 23, dtype=np.int64)
+    batches = list(evaluation_batches(x, y, 5).as_numpy_iterator())
+    assert [len(labels) for _, labels in batches] == [5, 5, 5, 5, 3]
+    np.testing.assert_array_equal(np.concatenate([images for images, _ in batches]), as_floats(x))
+    np.testing.assert_array_equal(np.concatenate([labels for _, labels in batches]), y)
+    alone = list(evaluation_batches(x, None, 5).as_numpy_iterator())
+    assert [len(batch) for batch in alone] == [1] * 5
+    np.testing.assert_array_equal(np.concatenate([images for (images,) in alone]), as_floats(x))
 
 
 def test_a_finished_keras_run_leaves_no_graphs_behind(compose_cfg, tiny_data, tmp_path) -> None:

@@ -25,7 +25,11 @@ def loop(cfg: DictConfig, data: Splits) -> Timings:
     keras = import_keras("tensorflow")
     import tensorflow as tf
 
-    from mnistlab.backends.keras.components import as_images, build_model, training_batches
+    from mnistlab.backends.keras.components import (
+        build_model,
+        evaluation_batches,
+        training_batches,
+    )
     from mnistlab.backends.keras.trainer import seed_epoch
 
     t, bs, ebs = cfg.trainer, cfg.data.batch_size, cfg.data.eval_batch_size
@@ -53,16 +57,15 @@ def loop(cfg: DictConfig, data: Splits) -> Timings:
             epoch_seconds.append(time.perf_counter() - self.begin)
             train_seconds.append(self.trained - self.begin)
 
-    xv = as_images(data.x_val)
+    val = evaluation_batches(data.x_val, data.y_val, ebs)
     history = model.fit(training_batches(data.x_train, data.y_train, bs, t.seed,
                                          range(t.max_epochs)),
                         steps_per_epoch=steps, epochs=t.max_epochs,
-                        validation_data=(xv, data.y_val), validation_batch_size=ebs,
-                        callbacks=[SeedAndClock()], shuffle=False, verbose=0)
+                        validation_data=val, callbacks=[SeedAndClock()], shuffle=False, verbose=0)
     passes = []
     for _ in range(EVAL_PASSES):
         started = time.perf_counter()
-        val_loss, val_acc = model.evaluate(xv, data.y_val, batch_size=ebs, verbose=0)
+        val_loss, val_acc = model.evaluate(val, verbose=0)
         passes.append(time.perf_counter() - started)
     train = history.history
     return Timings(epoch_seconds, train_seconds, min(passes), val_loss, val_acc,

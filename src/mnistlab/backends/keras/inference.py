@@ -33,12 +33,12 @@ class KerasClassifier:
 
     def logits(self, x: np.ndarray, batch_size: int, precision: str | None = None) -> np.ndarray:
         """uint8 (N, H, W, C) images -> float32 logits (N, classes)."""
-        from mnistlab.backends.keras.components import as_images
+        from mnistlab.backends.keras.components import evaluation_batches
 
         model = self.model
         if precision is not None and str(precision) in FP32:
             model = self.fp32()
-        out = model.predict(as_images(x), batch_size=batch_size, verbose=0)
+        out = model.predict(evaluation_batches(x, None, batch_size), verbose=0)
         return np.asarray(self.keras.ops.convert_to_numpy(out), dtype=np.float32)
 
     def fp32(self) -> Any:

@@ -321,7 +321,11 @@ def drop_custom_gradients(keras: ModuleType, before: set[str]) -> None:
 
 def _fit(keras: ModuleType, cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
     # registers the custom layers and schedules that a checkpoint may hold
-    from mnistlab.backends.keras.components import as_images, build_model, training_batches
+    from mnistlab.backends.keras.components import (
+        build_model,
+        evaluation_batches,
+        training_batches,
+    )
     from mnistlab.backends.keras.model import count_params
 
     t = cfg.trainer
@@ -354,14 +358,13 @@ def _fit(keras: ModuleType, cfg: DictConfig, data: Splits, ctx: RunContext) -> F
         model.fit(training_batches(data.x_train, data.y_train, cfg.data.batch_size, t.seed,
                                    epochs),
                   steps_per_epoch=steps, initial_epoch=epochs.start, epochs=epochs.stop,
-                  validation_data=(as_images(data.x_val), data.y_val),
-                  validation_batch_size=ebs, callbacks=run_callbacks, shuffle=False, verbose=0)
+                  validation_data=evaluation_batches(data.x_val, data.y_val, ebs),
+                  callbacks=run_callbacks, shuffle=False, verbose=0)
     model.load_weights(checkpoints.best)  # test the best validation accuracy's weights
-    x_test = as_images(data.x_test)
-    test = model.evaluate(x_test, data.y_test, batch_size=ebs, verbose=0,
+    test = model.evaluate(evaluation_batches(data.x_test, data.y_test, ebs), verbose=0,
                           callbacks=run_callbacks[:1], return_dict=True)
-    probs = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(x_test, batch_size=ebs,
-                                                                       verbose=0)))
+    logits = model.predict(evaluation_batches(data.x_test, None, ebs), verbose=0)
+    probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
     predictions = Predictions(labels=probs.argmax(axis=1), confidence=probs.max(axis=1))
     return FitResult(params=count_params(model), test_loss=float(test["loss"]),
                      test_acc=float(test["acc"]), test_predictions=predictions)
