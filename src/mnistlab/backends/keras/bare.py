@@ -30,7 +30,7 @@ def loop(cfg: DictConfig, data: Splits) -> Timings:
         evaluation_batches,
         training_batches,
     )
-    from mnistlab.backends.keras.trainer import seed_epoch
+    from mnistlab.backends.keras.trainer import epoch_seeding
 
     t, bs, ebs = cfg.trainer, cfg.data.batch_size, cfg.data.eval_batch_size
     threads = run_threads(t)
@@ -45,9 +45,8 @@ def loop(cfg: DictConfig, data: Splits) -> Timings:
     model = build_model(keras, cfg, data.spec, steps)
     epoch_seconds, train_seconds = [], []
 
-    class SeedAndClock(keras.callbacks.Callback):
+    class Clock(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            seed_epoch(keras, self.model, t.seed, epoch)
             self.begin = time.perf_counter()
 
         def on_test_begin(self, logs: dict | None = None) -> None:
@@ -61,7 +60,8 @@ def loop(cfg: DictConfig, data: Splits) -> Timings:
     history = model.fit(training_batches(data.x_train, data.y_train, bs, t.seed,
                                          range(t.max_epochs)),
                         steps_per_epoch=steps, epochs=t.max_epochs,
-                        validation_data=val, callbacks=[SeedAndClock()], shuffle=False, verbose=0)
+                        validation_data=val, callbacks=[epoch_seeding(keras, t.seed), Clock()],
+                        shuffle=False, verbose=0)
     passes = []
     for _ in range(EVAL_PASSES):
         started = time.perf_counter()

@@ -50,12 +50,6 @@ def callbacks(keras: ModuleType, t: DictConfig, recorder: EpochRecorder, schedul
     publish the epoch, then its progress line and the stop at trainer.stop_at_val_acc.
     `schedule`: the optimizer's LearningRateSchedule, None for a constant lr."""
 
-    class SeedEpoch(keras.callbacks.Callback):
-        """Every SeedGenerator starts the epoch from (seed, epoch), before its first batch."""
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            seed_epoch(keras, self.model, t.seed, epoch)
-
     class EpochRecordCallback(keras.callbacks.Callback):
         """Hands each finished epoch (training and validation) to the shared recorder, and with
         a schedule each step's lr (the schedule at optimizer.iterations, before the step).
@@ -147,7 +141,8 @@ def callbacks(keras: ModuleType, t: DictConfig, recorder: EpochRecorder, schedul
                 self.model.stop_training = True
 
     # BatchChecks first: the test takes it alone (run_callbacks[:1])
-    return [BatchChecks(), SeedEpoch(), EpochRecordCallback(), SaveAndPublish(), EndOfEpoch()]
+    return [BatchChecks(), epoch_seeding(keras, t.seed), EpochRecordCallback(), SaveAndPublish(),
+            EndOfEpoch()]
 
 
 class Checkpoints:
@@ -196,14 +191,21 @@ def _save_model(model: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def seed_epoch(keras: ModuleType, model: Any, seed: int, epoch: int) -> None:
-    """Every SeedGenerator of the model (augmentation, dropout) starts epoch `epoch` from
-    (seed, epoch, its index). Layers keep them in `_seed_generators`: Keras has no public
-    accessor."""
-    generators = [g for layer in model.layers for g in layer._seed_generators]
-    for i, generator in enumerate(generators):
-        state = np.array([derive_seed(seed, epoch, 2 + i), 0])
-        generator.state.assign(keras.ops.convert_to_tensor(state, dtype=generator.state.dtype))
+def epoch_seeding(keras: ModuleType, seed: int) -> Any:
+    """The callback that starts every SeedGenerator of the model (augmentation, dropout) from
+    (seed, epoch, its index) as each epoch begins, before its first batch: the trainer's streams,
+    which the bench's bare loop shares. Layers keep them in `_seed_generators`: Keras has no
+    public accessor."""
+
+    class EpochSeeding(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            generators = [g for layer in self.model.layers for g in layer._seed_generators]
+            for i, generator in enumerate(generators):
+                state = np.array([derive_seed(seed, epoch, 2 + i), 0])
+                generator.state.assign(keras.ops.convert_to_tensor(state,
+                                                                   dtype=generator.state.dtype))
+
+    return EpochSeeding()
 
 
 def configure(keras: ModuleType, t: DictConfig) -> Any:
@@ -361,9 +363,9 @@ def _fit(keras: ModuleType, cfg: DictConfig, data: Splits, ctx: RunContext) -> F
                   validation_data=evaluation_batches(data.x_val, data.y_val, ebs),
                   callbacks=run_callbacks, shuffle=False, verbose=0)
     model.load_weights(checkpoints.best)  # test the best validation accuracy's weights
-    test = model.evaluate(evaluation_batches(data.x_test, data.y_test, ebs), verbose=0,
-                          callbacks=run_callbacks[:1], return_dict=True)
-    logits = model.predict(evaluation_batches(data.x_test, None, ebs), verbose=0)
+    test_batches = evaluation_batches(data.x_test, data.y_test, ebs)
+    test = model.evaluate(test_batches, verbose=0, callbacks=run_callbacks[:1], return_dict=True)
+    logits = model.predict(test_batches, verbose=0)  # predict reads the images, not the labels
     probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
     predictions = Predictions(labels=probs.argmax(axis=1), confidence=probs.max(axis=1))
     return FitResult(params=count_params(model), test_loss=float(test["loss"]),
