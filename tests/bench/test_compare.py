@@ -70,3 +70,21 @@ def test_an_unknown_precision_is_refused_by_the_bench(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         bench.parse_args(["--precision", "bf17"])
     assert "invalid choice: 'bf17'" in capsys.readouterr().err
+
+
+def test_the_table_says_when_the_machine_moved_the_epochs_more_than_a_ratio_can_bear(
+        capsys: pytest.CaptureFixture) -> None:
+    from mnistlab.bench import compare as bench
+
+    row = {"batch_size": 50, "samples_per_second": 100.0, "bare_samples_per_second": 100.0,
+           "ratio": 1.0, "eval_samples_per_second": 1.0, "bare_eval_samples_per_second": 1.0,
+           "seconds_to_first_batch": 1.0, "val_acc": 0.9, "bare_val_acc": 0.9}
+    quiet = {"lightning": row | {"spread": 0.02, "bare_spread": 0.05}}
+    assert bench.noise_note(quiet) is None
+    noisy = quiet | {"keras": row | {"spread": 0.03, "bare_spread": 0.43}}
+    assert "up to 43%" in bench.noise_note(noisy)
+    bench.print_table(noisy, "title", {"cpu": "x"})
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "differed by up to 43% in this bench" in printed
+    bench.print_table(quiet, "title", {"cpu": "x"})
+    assert "differed" not in capsys.readouterr().out

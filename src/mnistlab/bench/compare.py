@@ -20,7 +20,8 @@ For each backend, every run gets the same overrides (recipe, epochs, batch size,
   (interpreter, imports, data, model) to its first training batch.
 - spread (bare): how much slower each side's slowest timed epoch was than its fastest, in all
   its runs: the same code, moved only by the rest of the machine. A ratio is uncertain by about
-  as much; when the spreads exceed a few percent, run the bench again (or with more --repeat).
+  as much; when a spread exceeds 5 %, a line under the table says so: run the bench again (or
+  with more --repeat).
 
 By default each side trains 3 epochs and runs three times, taking turns: six warm epochs a
 side, of which the fastest counts (`--epochs`, `--repeat`). One run's first epoch measures
@@ -55,6 +56,9 @@ from mnistlab.run.provenance import machine
 BACKENDS = backend_names()
 QUIET = ("logger=none", "trainer.progress_bar=false")
 EVAL_RUN = ("trainer.max_epochs=4", "trainer.limit_train_batches=1")
+# a spread above this is more than the few percent a ratio is read to (0.95 against 1.0): the
+# table then says so in a line under it
+NOISY_SPREAD = 0.05
 
 
 class BenchError(MnistlabError):
@@ -147,6 +151,17 @@ def bench_backend(overrides: list[str], folder: Path, repeat: int = 1) -> dict[s
     }
 
 
+def noise_note(results: dict[str, dict[str, Any]]) -> str | None:
+    """A line for the reader when some side's epochs moved by more than NOISY_SPREAD: its
+    ratio is then uncertain by about as much, whatever its third decimal says."""
+    worst = max(max(r["spread"], r["bare_spread"]) for r in results.values())
+    if worst <= NOISY_SPREAD:
+        return None
+    return (f"The same code's timed epochs differed by up to {worst:.0%} in this bench (the "
+            "spread column): the rest of the machine moved them, and each ratio is uncertain "
+            "by about as much. Run it again on a quieter machine, or with more --repeat.")
+
+
 def print_table(results: dict[str, dict[str, Any]], title: str, about: dict[str, Any]) -> None:
     table = Table(title=title, caption=", ".join(f"{k} {v}" for k, v in about.items()))
     for column in ("backend", "batch", "samples/s", "bare samples/s", "ratio", "eval samples/s",
@@ -162,7 +177,11 @@ def print_table(results: dict[str, dict[str, Any]], title: str, about: dict[str,
                       f"{r['bare_val_acc']:.4f}",
                       f"{r['spread']:.0%} ({r['bare_spread']:.0%})")
     console = Console()
-    (console if console.is_terminal else Console(width=160)).print(table)
+    console = console if console.is_terminal else Console(width=160)
+    console.print(table)
+    note = noise_note(results)
+    if note:
+        console.print(note, highlight=False)
 
 
 def positive(text: str) -> int:
