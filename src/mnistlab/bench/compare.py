@@ -177,7 +177,8 @@ def print_table(results: dict[str, dict[str, Any]], title: str, about: dict[str,
                       f"{r['bare_val_acc']:.4f}",
                       f"{r['spread']:.0%} ({r['bare_spread']:.0%})")
     console = Console()
-    console = console if console.is_terminal else Console(width=160)
+    if not console.is_terminal:  # a pipe or a file: wide enough for every column
+        console = Console(width=160)
     console.print(table)
     note = noise_note(results)
     if note:
