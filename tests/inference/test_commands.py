@@ -236,7 +236,7 @@ def test_a_report_shows_the_evaluated_robustness_per_group(runs: dict[str, Path]
                                                            tmp_path: Path) -> None:
     """eval.py over a folder of runs, then the report: a robustness table per transform with a
     row per group (here: per backend) and the figure."""
-    from mnistlab.report import write_report
+    from mnistlab.report.write import write_report
 
     folder = tmp_path / "sweep"
     folder.mkdir()

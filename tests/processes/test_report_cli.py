@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mnistlab.config import REPO_ROOT
-from mnistlab.report import NoRunsError, write_report
+from mnistlab.report.write import NoRunsError, write_report
 from tests.conftest import PNG_SIGNATURE, make_run
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
-from mnistlab.report import read_confusion
+from mnistlab.report.runs import read_confusion
 from tests.conftest import multirun, run_dirs, train_here
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mnistlab.report import Report
 from mnistlab.report.anova import factorial_analysis
+from mnistlab.report.results import Report
 from mnistlab.report.stats import Obs
 from tests.report.test_report import SEEDS, TEST_ACC, assert_png, build_seeded
 

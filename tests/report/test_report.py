@@ -15,12 +15,12 @@ import pytest
 import yaml
 from scipy import stats
 
-from mnistlab.report import Report, read_confusion, read_named_confusion, write_report
 from mnistlab.report.factors import factor_keys, varying_keys
 from mnistlab.report.plots import epoch_band
-from mnistlab.report.results import OVERFIT_GAP, overfit_reason
-from mnistlab.report.runs import load_run
+from mnistlab.report.results import OVERFIT_GAP, Report, overfit_reason
+from mnistlab.report.runs import load_run, read_confusion, read_named_confusion
 from mnistlab.report.stats import Obs, factor_effects, matched_samples
+from mnistlab.report.write import write_report
 from tests.conftest import FALLING, PNG_SIGNATURE, make_run
 
 # job -> (optimizer, lr, aug, summary results, train_loss, val_loss); None losses: no metrics.csv

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from mnistlab.report import read_confusion, read_named_confusion
+from mnistlab.report.runs import read_confusion, read_named_confusion
 from mnistlab.run.confusion import (
     Predictions,
     confusion_matrix,

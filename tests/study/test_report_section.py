@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistlab.report import Report, write_report
+from mnistlab.report.results import Report
 from mnistlab.report.runs import find_runs, load_run
+from mnistlab.report.write import write_report
 from mnistlab.study.claims import check_conclusions, load_study, study_rows
 from mnistlab.study.six_nine import six_nine_counts
 from tests.conftest import make_run

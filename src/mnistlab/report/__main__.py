@@ -1,5 +1,5 @@
 """`python -m mnistlab.report DIR [DIR...] [--out OUT]`."""
 
-from mnistlab.report import main
+from mnistlab.report.write import main
 
 raise SystemExit(main())

@@ -68,7 +68,7 @@ class SweepReport(Callback):
         self.started = time.time()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from mnistlab.report import write_report  # matplotlib only once the sweep is done
+        from mnistlab.report.write import write_report  # its statistics and figures: at the end
 
         sweep_dir = Path(config.hydra.sweep.dir)
         jobs = [d for d in sweep_dir.iterdir() if (d / ".hydra").is_dir()]
