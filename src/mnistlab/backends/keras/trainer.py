@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,7 +30,7 @@ from mnistlab.atomic import write_atomically
 from mnistlab.backends.keras.env import import_keras
 from mnistlab.data import Splits
 from mnistlab.errors import ConfigError, NonFiniteLossError, disk_full, unreadable_checkpoint
-from mnistlab.training import interrupts
+from mnistlab.training import interrupts, turns
 from mnistlab.training.contract import FitResult, Predictions, RunContext, steps_per_epoch
 from mnistlab.training.recorder import EpochRecorder
 from mnistlab.training.seeds import derive_seed
@@ -65,10 +64,11 @@ def callbacks(keras: ModuleType, t: DictConfig, recorder: EpochRecorder, schedul
             self.first_step = 0
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.started = time.perf_counter()
+            self.started = turns.clock()  # time.perf_counter but under the bench
             self.first_step = self.steps_done()
 
         def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            turns.wait_for_turn()  # under the bench only
             recorder.mark_first_batch()
 
         def steps_done(self) -> int:
@@ -93,7 +93,7 @@ def callbacks(keras: ModuleType, t: DictConfig, recorder: EpochRecorder, schedul
                 train_loss=logs["loss"], train_acc=logs["acc"],
                 val_loss=logs["val_loss"], val_acc=logs["val_acc"],
                 lr=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-                epoch_seconds=time.perf_counter() - self.started,
+                epoch_seconds=turns.clock() - self.started,
             )
 
     class BatchChecks(keras.callbacks.Callback):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from mnistlab.backends.lightning.module import ClassifierModule
 from mnistlab.backends.lightning.quiet import quiet_lightning
 from mnistlab.data import Splits
 from mnistlab.errors import ConfigError, unreadable_checkpoint
-from mnistlab.training import interrupts
+from mnistlab.training import interrupts, turns
 from mnistlab.training.contract import FitResult, Predictions, RunContext, steps_per_epoch
 from mnistlab.training.recorder import EpochRecorder
 from mnistlab.training.seeds import derive_seed
@@ -74,10 +73,11 @@ class EpochRecordCallback(pl.Callback):
         trainer.train_dataloader.set_epoch(epoch)  # BatchGroups: its shuffled order
         # augmentation and dropout: each rank's own stream
         torch.manual_seed(derive_seed(self.seed, epoch, 1, trainer.global_rank))
-        self.started = time.perf_counter()
+        self.started = turns.clock()  # time.perf_counter but under the bench
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: object, batch_idx: int) -> None:
+        turns.wait_for_turn()  # under the bench only
         self.recorder.mark_first_batch()
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -96,7 +96,7 @@ class EpochRecordCallback(pl.Callback):
         interrupts.check()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.ended = time.perf_counter()  # before the checkpoints are written, as in Keras
+        self.ended = turns.clock()  # before the checkpoints are written, as in Keras
 
     def record_epoch(self, trainer: pl.Trainer) -> None:
         """Called by LastCheckpoint: after the module's on_train_epoch_end has logged the
