@@ -1,4 +1,4 @@
-"""mnistlab.bench.compare in this process: pairs of runs, epoch by epoch in turn, and the figures
+"""mnistlab.bench.compare in this process: pairs of runs training in turns, and the figures
 taken from them; its defaults. Whole bench runs: tests/processes/test_bench_runs.py."""
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ For each backend, every run gets the same overrides (recipe, epochs, batch size,
 - samples/s (bare): the same figure for `mnistlab.bench.bare`'s loop of the same recipe in the
   same framework, timed over the same span (training batches and the validation pass).
 - ratio (pairs): mnistlab's speed over the bare loop's, the median over the pairs of warm epochs
-  (epoch k of a train.py run and epoch k of the bare run beside it, which ran back to back); in
-  brackets the lowest and highest pair.
+  (epoch k of a train.py run and epoch k of the bare run beside it, which trained in turns over
+  the same stretch of time); in brackets the lowest and highest pair.
 - eval samples/s (mnistlab): validation samples / the shortest epoch_seconds of epochs 2-4 of a
   train.py run with trainer.limit_train_batches=1: mnistlab's warm validation pass (and one
   training batch), the fastest of three.
@@ -26,15 +26,16 @@ For each backend, every run gets the same overrides (recipe, epochs, batch size,
   both epochs of a pair alike; when their ratios differ by more than 5 %, a line under the table
   says so: run the bench again (or with more --repeat).
 
-A train.py run and a bare run start together and then train one epoch at a time, in turn
-(mnistlab.training.turns): A, B, B, A, A, B, ..., so that neither always goes first, and each pair
-of epochs the ratio compares ran seconds apart. This machine's other tenants slow one epoch by up
-to a third against the next (seen here: 8.97, 11.81 and 11.31 s for the three epochs of one run)
-and drift over minutes: runs one after the other measured the hour as much as the code, pairs
-of epochs back to back are moved alike. By default each side trains 3 epochs in three such pairs
-of runs (`--epochs`, `--repeat`): six pairs of warm epochs. The samples/s columns take each side's
-fastest warm epoch, the one the rest of the machine disturbed least, as timeit takes the fastest
-of its repeats.
+A train.py run and a bare run start together and then train in turns of about a second
+(mnistlab.training.turns: A, B, B, A, A, B, ..., so that neither always goes first), each epoch
+timed by a clock that stops while its process waits. This machine's other tenants slow one epoch
+by up to a third against the next (seen here: 8.97, 11.81 and 11.31 s for the three epochs of one
+run), in swings of seconds: runs one after the other measured the hour as much as the code, and
+so did whole epochs taking turns (pairs 0.87-1.14 apart), while two epochs interleaved second by
+second are moved alike. By default each side trains 3 epochs in three such pairs of runs
+(`--epochs`, `--repeat`): six pairs of warm epochs. The samples/s columns take each side's fastest
+warm epoch, the one the rest of the machine disturbed least, as timeit takes the fastest of its
+repeats.
 
 Each run is its own process, so TensorFlow loads only for keras and torch only for lightning; only
 the two runs of a pair live at once, and only one of them computes at a time after their set-up
@@ -105,7 +106,7 @@ class Side:
         os.close(ready_write)
 
     def idle(self) -> bool:
-        """Blocks until the process waits for its next epoch (True) or has exited (False)."""
+        """Blocks until the process waits for its next turn (True) or has exited (False)."""
         if os.read(self.ready, 1) == turns.READY:
             return True
         if code := self.process.wait():
@@ -113,7 +114,7 @@ class Side:
         return False
 
     def take_turn(self) -> bool:
-        """One epoch, and whatever the process does before the next one's start or its exit
+        """About a second of training, or the rest of the run once its last epoch has begun
         (its checkpoints, its test evaluation); False once it has exited."""
         os.write(self.go, turns.GO)
         return self.idle()
@@ -127,7 +128,7 @@ class Side:
 
 
 def take_turns(sides: list[Side]) -> None:
-    """Both set up at once (not timed); then one epoch at a time, A, B, B, A, A, B, ..., until
+    """Both set up at once (not timed); then one turn at a time, A, B, B, A, A, B, ..., until
     every side has exited."""
     waiting = [side for side in sides if side.idle()]
     in_order = True
@@ -140,7 +141,7 @@ def take_turns(sides: list[Side]) -> None:
 
 def paired_run(overrides: list[str], folder: Path, i: int) -> tuple[
         tuple[list[float], dict[str, Any]], dict[str, Any]]:
-    """The i-th pair: a train.py run of `overrides` beside its bare loop, epoch by epoch in turn;
+    """The i-th pair: a train.py run of `overrides` beside its bare loop, in turns;
     the train.py run's epoch_seconds and summary.json, and the bare run's figures."""
     run_dir, bare_json = folder / f"run{i}", folder / f"bare{i}.json"
     folder.mkdir(parents=True, exist_ok=True)
@@ -201,8 +202,8 @@ def pair_ratios(runs: list[list[float]], bare_runs: list[list[float]], epochs: i
 
 
 def bench_backend(overrides: list[str], folder: Path, repeat: int = 1) -> dict[str, Any]:
-    """`repeat` pairs of runs (train.py and the bare loop of one backend's overrides, epoch by
-    epoch in turn), then mnistlab's evaluation run alone.
+    """`repeat` pairs of runs (train.py and the bare loop of one backend's overrides, in turns),
+    then mnistlab's evaluation run alone.
 
     The ratio is the median over the pairs of warm epochs; each side's samples/s its fastest warm
     epoch of all its runs (`rate`)."""
@@ -308,10 +309,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="default, or an experiment (conf/experiment/NAME.yaml), e.g. fast")
     parser.add_argument("--epochs", type=positive, default=3,
                         help="trainer.max_epochs (default 3: the first is warm-up, not timed; "
-                             "the fastest of the others counts)")
+                             "the others are paired)")
     parser.add_argument("--batch-size", type=int, help="data.batch_size (default: the recipe's)")
     parser.add_argument("--repeat", type=positive, default=3,
-                        help="pairs of runs (mnistlab beside bare, epoch by epoch in turn); the "
+                        help="pairs of runs (mnistlab beside bare, in turns); the "
                              "ratio is the median of their pairs of warm epochs (default 3)")
     parser.add_argument("--precision", choices=PRECISIONS, default="32-true",
                         help="trainer.precision of both sides (default 32-true)")
