@@ -120,7 +120,7 @@ def test_a_failed_side_stops_the_pair_in_one_line(tmp_path: Path) -> None:
     assert [line.split()[0] for line in log.read_text().splitlines()] == ["A1", "B1", "B2"]
 
 
-def test_outside_the_bench_an_epoch_waits_for_nothing_and_a_bad_pipe_is_named(
+def test_outside_the_bench_a_batch_waits_for_nothing_a_bad_pipe_is_refused_none_inherited(
         tmp_path: Path) -> None:
     import subprocess
 
@@ -134,6 +134,13 @@ def test_outside_the_bench_an_epoch_waits_for_nothing_and_a_bad_pipe_is_named(
                          text=True, timeout=60,
                          env=env | {"MNISTLAB_TURNS": "7"})
     assert "MNISTLAB_TURNS='7' is not allowed" in bad.stderr
+    # a process the benched one starts (another DDP rank) does not inherit the pipe ends' numbers
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; from mnistlab.training import turns; "
+                               "print(os.environ.get('MNISTLAB_TURNS'))"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        env=env | {"MNISTLAB_TURNS": "7,8"})
+    assert child.stdout == "None\n", child.stderr
 
 
 def test_the_default_bench_times_the_fastest_warm_epoch_of_three_runs() -> None:

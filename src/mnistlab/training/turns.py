@@ -21,6 +21,9 @@ from mnistlab.errors import ConfigError
 
 ENV = "MNISTLAB_TURNS"
 READY, GO = b"r", b"g"
+# read once, at import, and taken out of the environment: a process this one starts (another
+# DDP rank) must not take the pipe ends' numbers for its own, where they name other files
+PASSED = os.environ.pop(ENV, None)
 # long enough that a switch (a context switch, caches refilled: well under a millisecond) is
 # lost in it, short enough that a turn's share of the host's swings is small
 TURN_SECONDS = 1.0
@@ -52,17 +55,16 @@ class Turns:
 @functools.cache
 def this_process() -> Turns | None:
     """The pipe ends the bench passed, or None outside the bench."""
-    value = os.environ.get(ENV)
-    if not value:
+    if not PASSED:
         return None
     try:
-        ends = tuple(int(fd) for fd in value.split(","))
+        ends = tuple(int(fd) for fd in PASSED.split(","))
         if len(ends) != 2:
             raise ValueError
         for fd in ends:
             os.set_inheritable(fd, False)  # a child process must not hold the bench's pipes
     except (ValueError, OSError):
-        raise ConfigError(f"{ENV}={value!r} is not allowed: it names two open pipe ends, "
+        raise ConfigError(f"{ENV}={PASSED!r} is not allowed: it names two open pipe ends, "
                           "'<read fd>,<write fd>', which only mnistlab.bench sets") from None
     return Turns(*ends)
 
