@@ -189,7 +189,7 @@ def rate(samples: int, epoch_seconds: list[float], epochs: int) -> float:
 def spread(epoch_seconds: list[list[float]], epochs: int) -> float:
     """How much slower the slowest timed epoch of these runs was than the fastest (0.1: 10 %
     slower). The code is the same in every epoch: what moves them is the rest of the machine,
-    which is why the ratio compares pairs of epochs that ran back to back."""
+    which is why the ratio compares pairs of epochs that trained in turns."""
     seconds = [s for run in epoch_seconds for s in timed(run, epochs)]
     return max(seconds) / min(seconds) - 1
 
