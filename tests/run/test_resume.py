@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mnistlab.run.rundir import expand_resume
 from tests.conftest import metric_rows, train_here
@@ -40,6 +41,25 @@ def test_max_epochs_may_be_raised_and_nothing_else(tiny_data: Path, tmp_path: Pa
     summary = json.loads((run / "summary.json").read_text())
     assert (summary["epochs_completed"], summary["resumed_from_epoch"]) == (3, 2)
     assert [r["epoch"] for r in metric_rows(run)] == ["1", "2", "3"]
+
+
+def test_a_run_from_before_a_key_existed_resumes(tiny_data: Path, tmp_path: Path) -> None:
+    """A stored config without the keys added since (model.batch_norm, bn_eps, bn_momentum),
+    as an older mnistlab wrote it, is the same run at their defaults, and another at others."""
+    run = tmp_path / "run"
+    base = ("trainer=debug", "data.val_size=100", f"paths.data={tiny_data}", "logger=none",
+            f"hydra.run.dir={run}")
+    assert train_here(*base, output=tmp_path).returncode == 0
+    stored = run / ".hydra" / "config.yaml"
+    config = yaml.safe_load(stored.read_text())
+    for key in ("batch_norm", "bn_eps", "bn_momentum"):
+        del config["model"][key]
+    stored.write_text(yaml.safe_dump(config))
+    other = train_here(f"resume={run}", "model.batch_norm=true", output=tmp_path)
+    assert other.returncode == 2 and "model.batch_norm: False -> True" in other.stderr
+    longer = train_here(f"resume={run}", "trainer.max_epochs=3", output=tmp_path)
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert json.loads((run / "summary.json").read_text())["resumed_from_epoch"] == 2
 
 
 @pytest.mark.parametrize(("backend", "checkpoint"), [("lightning", "last.ckpt"),

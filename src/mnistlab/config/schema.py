@@ -106,9 +106,18 @@ class ModelConfig:
 
 
 @dataclass
-class CNNConfig(ModelConfig):
+class BatchNormConfig(ModelConfig):
+    """Batch normalisation's numbers, for the models that have it, in torch's conventions."""
+
+    bn_eps: float = positive(1e-5, "bn_eps > 0")  # torch's default; Keras' is 1e-3
+    # torch's convention: running = (1 - m) * running + m * batch (Keras' momentum is 1 - m)
+    bn_momentum: float = fraction(0.1, "0 < bn_momentum < 1", low_open=True)
+
+
+@dataclass
+class CNNConfig(BatchNormConfig):
     """Conv-ReLU-MaxPool per entry of channels -> Flatten -> Dropout -> Dense-ReLU ->
-    Dense(classes)."""
+    Dense(classes); with batch_norm, Conv-MaxPool-BN-ReLU."""
 
     channels: list[int] = ranged(check=lambda v: len(v) >= 1 and all(c >= 1 for c in v),
                                  allowed="a list of ints >= 1", factory=lambda: [32, 64])
@@ -117,6 +126,8 @@ class CNNConfig(ModelConfig):
     padding: str = one_of("valid", ("valid", "same"))
     dense_units: int = ranged(128, check=lambda v: v >= 1, allowed="dense_units >= 1")
     dropout: float = fraction(0.2, "0 <= dropout < 1")  # before the hidden dense layer
+    # batch normalisation of each pooled map, before its ReLU (the convolutions lose their bias)
+    batch_norm: bool = False
 
 
 @dataclass
@@ -130,16 +141,13 @@ class MLPConfig(ModelConfig):
 
 
 @dataclass
-class ResNetConfig(ModelConfig):
+class ResNetConfig(BatchNormConfig):
     """3x3 stem conv -> `blocks` basic residual blocks per entry of widths (stride 2 from the
     second stage on) -> global average pooling -> Dense(classes)."""
 
     widths: list[int] = ranged(check=lambda v: len(v) >= 1 and all(w >= 1 for w in v),
                                allowed="a list of ints >= 1", factory=lambda: [16, 32, 64])
     blocks: int = ranged(2, check=lambda v: v >= 1, allowed="blocks >= 1")  # per stage
-    bn_eps: float = positive(1e-5, "bn_eps > 0")  # torch's default; Keras' is 1e-3
-    # torch's convention: running = (1 - m) * running + m * batch (Keras' momentum is 1 - m)
-    bn_momentum: float = fraction(0.1, "0 < bn_momentum < 1", low_open=True)
 
 
 @dataclass
@@ -326,3 +334,23 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "logger": {"wandb": WandbConfig, "csv": LoggerConfig, "none": LoggerConfig,
                "mlflow": LoggerConfig, "tensorboard": LoggerConfig},
 }
+
+
+# What an absent key means in a config written before the key existed (a run directory's
+# stored config, an old run in a report): what the code that wrote it did.
+ABSENT_MEANS: dict[str, Any] = {
+    "scheduler.name": "none",
+    "model.batch_norm": CNNConfig.batch_norm,
+    "model.bn_eps": BatchNormConfig.bn_eps,
+    "model.bn_momentum": BatchNormConfig.bn_momentum,
+}
+# Keys of earlier configs that are no setting any more: model.num_classes (mnistlab's first
+# versions recorded it; the data now gives the class count)
+RETIRED_KEYS = frozenset({"model.num_classes"})
+
+
+def as_current(flat: dict[str, Any]) -> dict[str, Any]:
+    """A flattened config of any mnistlab version in today's keys (ABSENT_MEANS filled in,
+    RETIRED_KEYS dropped), so that comparing old and new configs sees no difference that never
+    was: an interrupted run resumes, and a report over both sees no false factor."""
+    return {k: v for k, v in {**ABSENT_MEANS, **flat}.items() if k not in RETIRED_KEYS}

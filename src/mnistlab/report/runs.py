@@ -17,14 +17,9 @@ import numpy as np
 import yaml
 
 from mnistlab.config import flatten
+from mnistlab.config.schema import as_current
 
 SKIP_DIRS = frozenset({"wandb", "checkpoints"})  # a logger's or checkpointer's summary.json
-# What an absent key means in configs written before it existed, so that a report over old and
-# new runs sees no difference that never was.
-ABSENT_MEANS: dict[str, Any] = {"scheduler.name": "none"}
-# Keys of earlier configs that are no setting any more, dropped for the same reason:
-# model.num_classes (mnistlab's first versions recorded it; the data now gives the class count)
-RETIRED_KEYS = frozenset({"model.num_classes"})
 
 
 @dataclass(frozen=True)
@@ -184,8 +179,7 @@ def _run_name(path: Path, out_dir: Path) -> str:
 def load_run(path: Path, out_dir: Path) -> Run:
     """Everything the report needs from one run directory, named relative to ``out_dir``."""
     config = _read_yaml(path / ".hydra" / "config.yaml")
-    flat = ({k: v for k, v in {**ABSENT_MEANS, **flatten(config)}.items() if k not in RETIRED_KEYS}
-            if isinstance(config, dict) else None)
+    flat = as_current(flatten(config)) if isinstance(config, dict) else None
     return Run(
         name=_run_name(path, out_dir),
         summary=_read_summary(path),

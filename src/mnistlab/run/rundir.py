@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.atomic import write_atomically
 from mnistlab.config import flatten
+from mnistlab.config.schema import as_current
 from mnistlab.errors import ConfigError
 from mnistlab.run.latest import LATEST, latest_unfinished, output_folder
 
@@ -43,7 +44,8 @@ def _neutral(key: str) -> bool:
 
 
 def _resolved(cfg: DictConfig) -> dict[str, Any]:
-    return flatten(OmegaConf.to_container(cfg, resolve=True))
+    """Flat and in today's keys: a run started before a key existed resumes."""
+    return as_current(flatten(OmegaConf.to_container(cfg, resolve=True)))
 
 
 def differences(stored: DictConfig, current: DictConfig) -> list[str]:
