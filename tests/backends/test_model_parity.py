@@ -189,6 +189,68 @@ def test_cnn_same_padding_parity(overrides: dict, shape: tuple[int, int, int]) -
     assert_same_l2(net, model)
 
 
+BN_CNNS = [dict(name="cnn", batch_norm=True),
+           dict(name="cnn", batch_norm=True, channels="[8,16]", kernel_size=5, padding="same",
+                bn_eps=1e-3, bn_momentum=0.3)]
+
+
+@pytest.mark.parametrize("values", BN_CNNS, ids=["default", "small"])
+def test_cnn_with_batch_norm_same_logits_statistics_and_penalty(values: dict) -> None:
+    """Conv-MaxPool-BN-ReLU on both: the same parameters (no conv bias), the same logits from
+    the running statistics and from a training batch's, the same running statistics after it,
+    and an L2 penalty on the kernels only."""
+    shape = (28, 28, 1)
+    _, net, model = build(values, shape)
+    randomise_batch_norm(net)
+    copy_torch_weights(net, model)
+    assert keras_model.count_params(model) == torch_model.count_params(net)
+    assert all(m.bias is None for m in net if isinstance(m, torch.nn.Conv2d))
+    x, xt = images(shape)
+    with torch.no_grad():
+        expected = net.eval()(xt).numpy()
+    np.testing.assert_allclose(keras_logits(model, x, False), expected, atol=1e-4, rtol=0)
+    net.train()
+    net[[isinstance(m, torch.nn.Dropout) for m in net].index(True)].p = 0.0  # no mask to match
+    model.get_layer(index=[isinstance(layer, keras.layers.Dropout)
+                           for layer in model.layers].index(True)).rate = 0.0
+    with torch.no_grad():
+        expected = net(xt).numpy()
+    np.testing.assert_allclose(keras_logits(model, x, True), expected, atol=1e-4, rtol=0)
+    bns = [m for m in net if isinstance(m, torch.nn.BatchNorm2d)]
+    k_bns = [layer for layer in model.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(bns) == len(k_bns) == 2
+    for m, layer in zip(bns, k_bns, strict=True):
+        for torch_stat, keras_stat in ((m.running_mean, layer.moving_mean),
+                                       (m.running_var, layer.moving_variance)):
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(keras_stat),
+                                       torch_stat.numpy(), atol=1e-5, rtol=1e-5)
+    assert_same_l2(net, model)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_fused_batch_norm_is_the_generic_one(dtype: str) -> None:
+    """TensorFlow's fused kernel and Keras' generic ops (the other Keras backends') give one
+    output and leave one pair of moving statistics, torch's unbiased variance in both."""
+    rng = np.random.default_rng(2)
+    x = keras.ops.convert_to_tensor(rng.normal(1.0, 2.0, (8, 5, 5, 3)).astype(np.float32))
+    # gamma, beta, moving mean, moving variance away from their 1, 0, 0, 1
+    weights = [rng.uniform(low, low + 1, 3).astype(np.float32) for low in (0.5, -0.5, -0.5, 0.5)]
+    layers = [keras_model.BatchNorm(momentum=0.7, epsilon=1e-3, dtype=dtype) for _ in range(2)]
+    for layer in layers:
+        layer.build(x.shape)
+        layer.set_weights(weights)
+    inputs = keras.ops.cast(x, layers[0].compute_dtype)
+    fused, generic = layers[0]._fused(inputs), layers[1]._generic(inputs)
+    tolerance = 1e-5 if dtype == "float32" else 1e-2  # bf16 outputs: 8 bits of mantissa
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.ops.cast(fused, "float32")),
+                               keras.ops.convert_to_numpy(keras.ops.cast(generic, "float32")),
+                               atol=tolerance, rtol=tolerance)
+    for a, b in zip(layers[0].non_trainable_weights, layers[1].non_trainable_weights,
+                    strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, rtol=1e-5)
+
+
 # --- check_model_fits: one line naming the smallest size and what fits ----------------------
 
 def cnn(**values: object) -> DictConfig:

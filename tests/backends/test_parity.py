@@ -39,8 +39,15 @@ def copy_torch_weights(net: torch.nn.Sequential, model: keras.Model) -> None:
     k_denses = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert len(convs) == len(k_convs) and len(linears) == len(k_denses)
     for src, dst in zip(convs, k_convs, strict=True):
-        dst.set_weights([src.weight.detach().numpy().transpose(2, 3, 1, 0),
-                         src.bias.detach().numpy()])
+        bias = [] if src.bias is None else [src.bias.detach().numpy()]  # none before a BN
+        dst.set_weights([src.weight.detach().numpy().transpose(2, 3, 1, 0), *bias])
+    bns = [m for m in net if isinstance(m, torch.nn.BatchNorm2d)]
+    k_bns = [layer for layer in model.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(bns) == len(k_bns)
+    for src, dst in zip(bns, k_bns, strict=True):
+        dst.set_weights([t.detach().numpy() for t in (src.weight, src.bias, src.running_mean,
+                                                      src.running_var)])
     channels = convs[-1].out_channels
     flat = k_denses[0].input.shape[-1]
     side = math.isqrt(flat // channels)

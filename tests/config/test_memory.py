@@ -20,6 +20,9 @@ def test_the_cnn_counts_every_layer_output(compose_cfg) -> None:
     same = compose_cfg(["model.padding=same"]).model  # 28 -> 28 -> 14 -> 14 -> 7
     expected = 784 + 28 * 28 * 32 + 14 * 14 * 32 + 14 * 14 * 64 + 7 * 7 * 64 + 2 * 3136 + 128 + 10
     assert memory.cnn_activations(same, (28, 28, 1), 10) == expected
+    normed = compose_cfg(["model.batch_norm=true"]).model  # BN's output beside each pooled map
+    plain = memory.cnn_activations(model, (28, 28, 1), 10)
+    assert memory.cnn_activations(normed, (28, 28, 1), 10) == plain + 13 * 13 * 32 + 5 * 5 * 64
 
 
 def test_the_mlp_and_the_resnet_count_every_layer_output(compose_cfg) -> None:

@@ -34,7 +34,7 @@ GB = 1e9
 
 
 def cnn_activations(model: DictConfig, input_shape: tuple[int, int, int], classes: int) -> int:
-    """Values one sample's forward pass keeps: input, each conv and pooling output, the
+    """Values one sample's forward pass keeps: input, each conv, pooling (and BN) output, the
     flattened, dropped-out and dense layers, the logits."""
     height, width, channels = input_shape
     total = height * width * channels
@@ -42,7 +42,7 @@ def cnn_activations(model: DictConfig, input_shape: tuple[int, int, int], classe
         height, width = conv_side(height, model), conv_side(width, model)
         total += ch * height * width  # conv (+ ReLU in place)
         height, width = height // 2, width // 2
-        total += ch * height * width  # pooling
+        total += ch * height * width * (2 if model.batch_norm else 1)  # pooling (and BN)
         channels = ch
     flat = channels * height * width
     return total + 2 * flat + model.dense_units + classes

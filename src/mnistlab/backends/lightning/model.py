@@ -27,13 +27,17 @@ def build_cnn(model: DictConfig, input_shape: tuple[int, int, int],
 
     The study's blocks are Conv-ReLU-MaxPool; pooling first computes the same function with the
     same gradients (max commutes with ReLU, which never decreases), and the ReLU then touches a
-    quarter of the values. padding="same" pads like Keras' (symmetric for an odd kernel, the
-    extra row and column after for an even one)."""
+    quarter of the values. With `batch_norm` a block is Conv-MaxPool-BN-ReLU: BN normalises the
+    pooled map, a quarter of the conv's output (its statistics are the pooled values', so this
+    is not Conv-BN-ReLU-MaxPool), and the conv has no bias (BN's beta is one). padding="same"
+    pads like Keras' (symmetric for an odd kernel, the extra row and column after for an even
+    one)."""
     layers: list[nn.Module] = []
     height, width, in_ch = input_shape
     for ch in model.channels:
-        layers += [nn.Conv2d(in_ch, ch, model.kernel_size, padding=model.padding),
-                   nn.MaxPool2d(2), nn.ReLU()]
+        layers += [nn.Conv2d(in_ch, ch, model.kernel_size, padding=model.padding,
+                             bias=not model.batch_norm), nn.MaxPool2d(2)]
+        layers += [batch_norm(ch, model), nn.ReLU()] if model.batch_norm else [nn.ReLU()]
         in_ch = ch
         height, width = block_side(height, model), block_side(width, model)
     layers += [
