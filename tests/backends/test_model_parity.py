@@ -189,9 +189,10 @@ def test_cnn_same_padding_parity(overrides: dict, shape: tuple[int, int, int]) -
     assert_same_l2(net, model)
 
 
-BN_CNNS = [dict(name="cnn", batch_norm=True),
-           dict(name="cnn", batch_norm=True, channels="[8,16]", kernel_size=5, padding="same",
-                bn_eps=1e-3, bn_momentum=0.3)]
+# without dropout, whose masks the two backends draw differently, in the training-mode pass
+BN_CNNS = [dict(name="cnn", batch_norm=True, dropout=0.0),
+           dict(name="cnn", batch_norm=True, dropout=0.0, channels="[8,16]", kernel_size=5,
+                padding="same", bn_eps=1e-3, bn_momentum=0.3)]
 
 
 @pytest.mark.parametrize("values", BN_CNNS, ids=["default", "small"])
@@ -209,12 +210,8 @@ def test_cnn_with_batch_norm_same_logits_statistics_and_penalty(values: dict) ->
     with torch.no_grad():
         expected = net.eval()(xt).numpy()
     np.testing.assert_allclose(keras_logits(model, x, False), expected, atol=1e-4, rtol=0)
-    net.train()
-    net[[isinstance(m, torch.nn.Dropout) for m in net].index(True)].p = 0.0  # no mask to match
-    model.get_layer(index=[isinstance(layer, keras.layers.Dropout)
-                           for layer in model.layers].index(True)).rate = 0.0
     with torch.no_grad():
-        expected = net(xt).numpy()
+        expected = net.train()(xt).numpy()
     np.testing.assert_allclose(keras_logits(model, x, True), expected, atol=1e-4, rtol=0)
     bns = [m for m in net if isinstance(m, torch.nn.BatchNorm2d)]
     k_bns = [layer for layer in model.layers
