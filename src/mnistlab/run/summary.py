@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistlab.atomic import write_atomically
-from mnistlab.training.contract import FitResult
+from mnistlab.training.contract import FitResult, reached_target
 
 
 def _finite(value: Any) -> Any:
@@ -33,8 +33,8 @@ def build_summary(
     best = max(rows, key=lambda r: r["val_acc"]) if rows else {}
     seconds = sum(r["epoch_seconds"] for r in rows)
     target = cfg.trainer.stop_at_val_acc
-    reached = next((r["epoch"] for r in rows if target is not None and r["val_acc"] >= target),
-                   None)
+    reached = next((r["epoch"] for r in rows
+                    if target is not None and reached_target(r["val_acc"], target)), None)
     summary = {
         "status": status,
         "error": error,

@@ -31,7 +31,13 @@ from mnistlab.backends.keras.env import import_keras
 from mnistlab.data import Splits
 from mnistlab.errors import ConfigError, NonFiniteLossError, disk_full, unreadable_checkpoint
 from mnistlab.training import interrupts, turns
-from mnistlab.training.contract import FitResult, Predictions, RunContext, steps_per_epoch
+from mnistlab.training.contract import (
+    FitResult,
+    Predictions,
+    RunContext,
+    reached_target,
+    steps_per_epoch,
+)
 from mnistlab.training.recorder import EpochRecorder
 from mnistlab.training.seeds import derive_seed
 from mnistlab.training.threads import limit_blas, run_threads
@@ -137,7 +143,8 @@ def callbacks(keras: ModuleType, t: DictConfig, recorder: EpochRecorder, schedul
                 log.info("epoch %d/%d: loss %.4f, acc %.4f, val_loss %.4f, val_acc %.4f",
                          epoch + 1, t.max_epochs, row["train_loss"], row["train_acc"],
                          row["val_loss"], row["val_acc"])
-            if t.stop_at_val_acc is not None and row["val_acc"] >= t.stop_at_val_acc:
+            if t.stop_at_val_acc is not None and reached_target(row["val_acc"],
+                                                                 t.stop_at_val_acc):
                 self.model.stop_training = True
 
     # BatchChecks first: the test takes it alone (run_callbacks[:1])

@@ -31,7 +31,13 @@ from mnistlab.backends.lightning.quiet import quiet_lightning
 from mnistlab.data import Splits
 from mnistlab.errors import ConfigError, unreadable_checkpoint
 from mnistlab.training import interrupts, turns
-from mnistlab.training.contract import FitResult, Predictions, RunContext, steps_per_epoch
+from mnistlab.training.contract import (
+    FitResult,
+    Predictions,
+    RunContext,
+    float32_below,
+    steps_per_epoch,
+)
 from mnistlab.training.recorder import EpochRecorder
 from mnistlab.training.seeds import derive_seed
 from mnistlab.training.threads import limit_blas, run_threads
@@ -196,7 +202,7 @@ def _fit(cfg: DictConfig, data: Splits, ctx: RunContext) -> FitResult:
     callbacks = [record, best, LastCheckpoint(folder / "last.ckpt", record)]
     if t.stop_at_val_acc is not None:  # stop once reached; patience never runs out first
         callbacks.insert(1, EarlyStopping(monitor="val/acc", mode="max", patience=t.max_epochs,
-                                          stopping_threshold=t.stop_at_val_acc))
+                                          stopping_threshold=float32_below(t.stop_at_val_acc)))
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes,
