@@ -33,8 +33,7 @@ def build_summary(
     best = max(rows, key=lambda r: r["val_acc"]) if rows else {}
     seconds = sum(r["epoch_seconds"] for r in rows)
     target = cfg.trainer.stop_at_val_acc
-    reached = next((r["epoch"] for r in rows
-                    if target is not None and reached_target(r["val_acc"], target)), None)
+    reached = next((r["epoch"] for r in rows if reached_target(r["val_acc"], target)), None)
     summary = {
         "status": status,
         "error": error,

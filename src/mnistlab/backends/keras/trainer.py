@@ -143,8 +143,7 @@ def callbacks(keras: ModuleType, t: DictConfig, recorder: EpochRecorder, schedul
                 log.info("epoch %d/%d: loss %.4f, acc %.4f, val_loss %.4f, val_acc %.4f",
                          epoch + 1, t.max_epochs, row["train_loss"], row["train_acc"],
                          row["val_loss"], row["val_acc"])
-            if t.stop_at_val_acc is not None and reached_target(row["val_acc"],
-                                                                 t.stop_at_val_acc):
+            if reached_target(row["val_acc"], t.stop_at_val_acc):
                 self.model.stop_training = True
 
     # BatchChecks first: the test takes it alone (run_callbacks[:1])
